@@ -1,0 +1,3 @@
+from mtsent.cli import app
+
+app(prog_name="mtsent")

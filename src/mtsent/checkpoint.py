@@ -1,0 +1,107 @@
+"""Model directories: `config.json` + `model.safetensors` + tokenizer files, written atomically.
+
+A directory is first written next to its destination and then renamed into place, so a process killed in the
+middle of a save leaves either the old directory or the new one, never a mix. No pickle is read or written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from mtsent.config import ModelConfig
+
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "atomic_directory", "is_mtsent_dir", "read_model_dir", "write_model_dir"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_MARKER = "mtsent"
+
+
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary directory that replaces `path` only when the block finishes without error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        for f in tmp.iterdir():  # make the files durable before they become visible
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        old = None
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{os.getpid()}"
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_model_dir(
+    path: str | Path,
+    config: ModelConfig,
+    state_dict: dict[str, torch.Tensor],
+    save_tokenizer: Callable[[Path], object],
+    extra_files: dict[str, str] | None = None,
+) -> Path:
+    """Write a model directory atomically; `extra_files` maps file names to text contents."""
+    from mtsent import __version__
+
+    payload = config.model_dump(mode="json")
+    payload["mtsent_version"] = __version__
+    payload[_MARKER] = True
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    with atomic_directory(path) as tmp:
+        (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_tokenizer(tmp)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def is_mtsent_dir(path: str | Path) -> bool:
+    """True for a directory written by mtsent (its config.json carries our marker)."""
+    cfg = Path(path) / CONFIG_NAME
+    if not cfg.is_file():
+        return False
+    try:
+        return bool(json.loads(cfg.read_text(encoding="utf-8")).get(_MARKER))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
+def read_model_dir(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Read and validate a model directory; errors name the directory and the missing or broken file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model directory not found: {path}")
+    cfg_file, weights = path / CONFIG_NAME, path / WEIGHTS_NAME
+    for f in (cfg_file, weights):
+        if not f.is_file():
+            raise FileNotFoundError(f"{path} is not an mtsent model directory: {f.name} is missing")
+    try:
+        raw = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{cfg_file} is not valid JSON: {exc}") from exc
+    if not raw.pop(_MARKER, False):
+        raise ValueError(f"{cfg_file} was not written by mtsent (no '{_MARKER}' marker)")
+    config = ModelConfig.model_validate(raw)
+    try:
+        tensors = load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types for truncated files
+        raise ValueError(f"{weights} is unreadable or truncated: {exc}") from exc
+    return config, tensors

@@ -1,0 +1,35 @@
+"""Immutable example records shared by readers, splitters and encoders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SentenceExample:
+    """One text with one label; ``source`` ("file:line") makes later errors point at the input."""
+
+    text: str
+    label: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class TokenExample:
+    """One pre-tokenised sentence with one tag per token.
+
+    ``tokens`` and ``tags`` are stored as tuples (lists are accepted) so examples stay hashable.
+    """
+
+    tokens: Sequence[str]
+    tags: Sequence[str]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tokens", tuple(self.tokens))
+        object.__setattr__(self, "tags", tuple(self.tags))
+        if len(self.tokens) != len(self.tags):
+            raise ValueError(
+                f"{self.source or 'TokenExample'}: {len(self.tokens)} tokens but {len(self.tags)} tags"
+            )

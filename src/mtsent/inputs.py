@@ -1,0 +1,37 @@
+"""Validation of user-supplied sentences, shared by the library, the CLI and the service.
+
+Every entry point checks its input here so that a bad item is reported the same way everywhere:
+by its index and what was wrong with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["check_sentences"]
+
+
+def check_sentences(sentences: object, name: str = "sentences", max_chars: int | None = None) -> list[str]:
+    """Return `sentences` as a list of strings or raise a TypeError/ValueError naming the bad item.
+
+    A bare string is refused rather than iterated character by character, which is the classic silent bug.
+    """
+    if isinstance(sentences, str | bytes):
+        raise TypeError(f"{name} must be a list of strings, not a single {type(sentences).__name__}")
+    if not isinstance(sentences, Sequence):
+        try:
+            sentences = list(sentences)  # type: ignore[call-overload]
+        except TypeError:
+            raise TypeError(f"{name} must be a list of strings, got {type(sentences).__name__}") from None
+    if len(sentences) == 0:
+        raise ValueError(f"{name} is empty: give at least one sentence")
+    out: list[str] = []
+    for i, item in enumerate(sentences):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{i}] must be a string, got {type(item).__name__}")
+        if not item.strip():
+            raise ValueError(f"{name}[{i}] is empty or whitespace only")
+        if max_chars is not None and len(item) > max_chars:
+            raise ValueError(f"{name}[{i}] has {len(item)} characters, more than the limit of {max_chars}")
+        out.append(item)
+    return out

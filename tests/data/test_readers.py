@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mtsent.data import DataError, SentenceExample, TokenExample, iob1_to_iob2, read_conll, read_table
+from mtsent.data.readers import read_hf_dataset
+
+
+def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
+    p = tmp_path / name
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    else:
+        p.write_text(text, encoding="utf-8")
+    return p
+
+
+# ------------------------------------------------------------------------------------------- CoNLL
+
+CONLL = """-DOCSTART- -X- O O
+
+EU NNP B-ORG
+rejects VBZ O
+German JJ B-MISC
+
+Peter NNP B-PER
+Blackburn NNP I-PER
+
+
+"""
+
+
+def test_read_conll_sentences_sources_and_docstart(tmp_path: Path) -> None:
+    skipped: Counter[str] = Counter()
+    path = write(tmp_path, "a.txt", CONLL)
+    got = read_conll(path, skipped=skipped)
+    assert got == [
+        TokenExample(("EU", "rejects", "German"), ("B-ORG", "O", "B-MISC"), f"{path}:3"),
+        TokenExample(["Peter", "Blackburn"], ["B-PER", "I-PER"], f"{path}:7"),
+    ]
+    assert skipped == {"docstart_lines": 1}
+
+
+def test_read_conll_tag_column_and_no_trailing_newline(tmp_path: Path) -> None:
+    path = write(tmp_path, "b.conll", "EU NNP B-NP B-ORG\nrejects VBZ B-VP O")
+    (ex,) = read_conll(path, tag_column=2)
+    assert ex.tags == ("B-NP", "B-VP")
+    assert read_conll(path)[0].tags == ("B-ORG", "O")
+
+
+def test_iob1_to_iob2() -> None:
+    assert iob1_to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG"]) == [
+        "B-PER", "I-PER", "O", "B-LOC", "B-LOC", "B-ORG",
+    ]
+    assert iob1_to_iob2(["B-PER", "I-PER", "O"]) == ["B-PER", "I-PER", "O"]
+
+
+def test_read_conll_converts_iob1_file(tmp_path: Path) -> None:
+    skipped: Counter[str] = Counter()
+    path = write(tmp_path, "iob1.txt", "U.N. I-ORG\nofficial O\n\nEkeus I-PER\nheads O\nto O\nI-LOC I-LOC\n")
+    got = read_conll(path, skipped=skipped)
+    assert [list(e.tags) for e in got] == [["B-ORG", "O"], ["B-PER", "O", "O", "B-LOC"]]
+    assert skipped["iob1_converted_files"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("EU NNP B-ORG\nrejects VBZ\n", r":2: expected 3 columns .*is the tag empty"),
+        ("EU NNP B-ORG\nrejects VBZ O extra\n", r":2: expected 3 columns like the first token line, found 4"),
+        ("EU\n", r":1: expected at least 2 whitespace-separated columns"),
+        ("EU NNP ORG\n", r":1: expected a BIO tag .* found 'ORG'"),
+        ("\n\n  \n", r"file is empty"),
+        ("-DOCSTART- -X- O\n\n", r"no sentences found"),
+    ],
+)
+def test_read_conll_bad_input(tmp_path: Path, text: str, match: str) -> None:
+    path = write(tmp_path, "bad.txt", text)
+    with pytest.raises(DataError, match=match) as info:
+        read_conll(path)
+    assert str(path) in str(info.value)
+
+
+def test_read_conll_bad_tag_column(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="tag_column=5"):
+        read_conll(write(tmp_path, "a.txt", "EU NNP B-ORG\n"), tag_column=5)
+
+
+def test_non_utf8_names_line_and_byte_offset(tmp_path: Path) -> None:
+    path = write(tmp_path, "latin1.tsv", "text\tlabel\ncaf\xe9\t1\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.tsv:2: not valid UTF-8 at byte offset 14"):
+        read_table(path, "text", "label")
+
+
+def test_missing_file() -> None:
+    with pytest.raises(DataError, match="file not found"):
+        read_conll("/nonexistent/x.txt")
+
+
+# ---------------------------------------------------------------------------------- TSV / CSV / JSONL
+
+
+def test_read_tsv_header_by_name_label_map_and_skips(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.tsv", "sentence\tlabel\ngood film \t1\n\t0\n\nbad\t0\n")
+    skipped: Counter[str] = Counter()
+    got = read_table(path, "sentence", "label", label_map={"0": "neg", "1": "pos"}, skipped=skipped)
+    assert got == [SentenceExample("good film", "pos", f"{path}:2"), SentenceExample("bad", "neg", f"{path}:5")]
+    assert skipped == {"blank_text": 1, "blank_lines": 1}
+
+
+def test_read_tsv_without_header_by_index_with_quotes(tmp_path: Path) -> None:
+    # AG News style: CSV quoting inside a TSV ("" is an escaped quote).
+    path = write(tmp_path, "n.tsv", 'plain text\tWorld\n"""Quoted"" title"\tSports\n')
+    got = read_table(path, 0, 1)
+    assert [(e.text, e.label) for e in got] == [("plain text", "World"), ('"Quoted" title', "Sports")]
+    assert got[1].source.endswith(":2")
+
+
+def test_read_csv_and_explicit_format(tmp_path: Path) -> None:
+    path = write(tmp_path, "data.txt", 'id,text,label\n1,"a, b",x\n2,c,y\n')
+    got = read_table(path, "text", "label", format="csv")
+    assert [(e.text, e.label) for e in got] == [("a, b", "x"), ("c", "y")]
+
+
+def test_read_jsonl(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.jsonl", '{"text": "hi", "label": 1}\n\n{"text": "  ", "label": 0}\n{"text": "yo", "label": "b"}\n')
+    skipped: Counter[str] = Counter()
+    got = read_table(path, "text", "label", skipped=skipped)
+    assert [(e.text, e.label, e.source) for e in got] == [("hi", "1", f"{path}:1"), ("yo", "b", f"{path}:4")]
+    assert skipped == {"blank_lines": 1, "blank_text": 1}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "cols", "match"),
+    [
+        ("a.tsv", "t\tl\nx\t1\ny\t2\textra\n", ("t", "l"), r"a.tsv:3: expected 2 TSV columns, found 3"),
+        ("a.tsv", "t\tl\nx\n", ("t", "l"), r"a.tsv:2: expected 2 TSV columns, found 1"),
+        ("a.tsv", "t\tl\nx\t1\n", ("text", "l"), r"text column 'text' not found in the header; available columns: \['t', 'l'\]"),
+        ("a.tsv", "x\t1\n", (0, 3), r"column index 3 does not exist"),
+        ("a.tsv", "t\tl\nx\t\n", ("t", "l"), r"a.tsv:2: empty label"),
+        ("a.tsv", "t\tl\n", ("t", "l"), r"no data rows"),
+        ("a.tsv", "", ("t", "l"), r"file is empty"),
+        ("a.tsv", "t\tl\nx\t2\n", ("t", "l"), r"a.tsv:2: label '2' is not in label_map"),
+        ("a.jsonl", '{"text": "x"}\n', ("text", "label"), r"a.jsonl:1: label field 'label' missing; available fields: \['text'\]"),
+        ("a.jsonl", '{"text": "x", "label": 1}\n{oops\n', ("text", "label"), r"a.jsonl:2: invalid JSON"),
+        ("a.jsonl", "[1, 2]\n", ("text", "label"), r"a.jsonl:1: expected a JSON object"),
+        ("a.xml", "x", ("t", "l"), r"cannot infer the format from suffix '.xml'"),
+    ],
+)
+def test_read_table_bad_input(tmp_path: Path, name: str, text: str, cols: tuple, match: str) -> None:
+    path = write(tmp_path, name, text)
+    with pytest.raises(DataError, match=match):
+        read_table(path, *cols, label_map={"0": "a", "1": "b"} if "label_map" in match else None)
+
+
+def test_named_column_without_header_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="read without a header"):
+        read_table(write(tmp_path, "a.tsv", "x\t1\n"), "text", "label", header=False)
+
+
+# ----------------------------------------------------------------------------------- HF datasets
+
+
+def test_read_hf_dataset_from_save_to_disk(tmp_path: Path) -> None:
+    import datasets
+
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"sentence": ["good", " ", "bad"], "label": [1, 0, 0]}, features=features),
+            "validation": datasets.Dataset.from_dict({"sentence": ["meh"], "label": [0]}, features=features),
+        }
+    )
+    dd.save_to_disk(str(tmp_path / "dd"))
+    skipped: Counter[str] = Counter()
+    got = read_hf_dataset(tmp_path / "dd", "train", "sentence", "label", skipped=skipped)
+    assert [(e.text, e.label) for e in got] == [("good", "pos"), ("bad", "neg")]
+    assert got[1].source.endswith("[train]:2")
+    assert skipped == {"blank_text": 1}
+    with pytest.raises(DataError, match=r"split 'test' not found; available splits: \['train', 'validation'\]"):
+        read_hf_dataset(tmp_path / "dd", "test", "sentence", "label")
+    with pytest.raises(DataError, match=r"text field 'text' missing; available columns: \['sentence', 'label'\]"):
+        read_hf_dataset(tmp_path / "dd", "train", "text", "label")
+
+    # a single Dataset (not a dict) with plain string labels
+    datasets.Dataset.from_dict({"t": ["x"], "y": ["a"]}).save_to_disk(str(tmp_path / "single"))
+    assert read_hf_dataset(tmp_path / "single", "train", "t", "y")[0].label == "a"
+    datasets.Dataset.from_dict({"t": ["", " "], "y": ["a", "b"]}).save_to_disk(str(tmp_path / "blank"))
+    with pytest.raises(DataError, match="dataset is empty"):
+        read_hf_dataset(tmp_path / "blank", "train", "t", "y")
+    datasets.Dataset.from_dict({"t": [], "y": []}).save_to_disk(str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="empty or not a saved dataset"):
+        read_hf_dataset(tmp_path / "empty", "train", "t", "y")
