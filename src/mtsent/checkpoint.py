@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
 from mtsent.config import ModelConfig
@@ -31,7 +32,8 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces `path` only when the block finishes without error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()  # not tempfile.mkdtemp: its mode 0700 would make the saved model unreadable to other users
     try:
         yield tmp
         for f in tmp.iterdir():  # make the files durable before they become visible
@@ -55,9 +57,9 @@ def write_model_dir(
     config: ModelConfig,
     state_dict: dict[str, torch.Tensor],
     save_tokenizer: Callable[[Path], object],
-    extra_files: dict[str, str] | None = None,
+    write_extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write a model directory atomically; `extra_files` maps file names to text contents."""
+    """Write a model directory atomically; `write_extra(tmp_dir)` adds files that must appear with it."""
     from mtsent import __version__
 
     payload = config.model_dump(mode="json")
@@ -68,8 +70,8 @@ def write_model_dir(
         (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
         save_tokenizer(tmp)
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text, encoding="utf-8")
+        if write_extra is not None:
+            write_extra(tmp)
     return Path(path)
 
 
@@ -79,7 +81,8 @@ def is_mtsent_dir(path: str | Path) -> bool:
     if not cfg.is_file():
         return False
     try:
-        return bool(json.loads(cfg.read_text(encoding="utf-8")).get(_MARKER))
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+        return isinstance(data, dict) and bool(data.get(_MARKER))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
 
@@ -97,9 +100,12 @@ def read_model_dir(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tenso
         raw = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{cfg_file} is not valid JSON: {exc}") from exc
-    if not raw.pop(_MARKER, False):
+    if not isinstance(raw, dict) or not raw.pop(_MARKER, False):
         raise ValueError(f"{cfg_file} was not written by mtsent (no '{_MARKER}' marker)")
-    config = ModelConfig.model_validate(raw)
+    try:
+        config = ModelConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(f"{cfg_file} is not a valid mtsent config: {exc}") from exc
     try:
         tensors = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types for truncated files

@@ -222,5 +222,129 @@ def info(model: str = typer.Argument(..., help="An mtsent model directory (or ba
         console.print(tasks if mt.tasks else "[dim]no task heads (encoder only)[/]")
 
 
+@app.command()
+def serve(
+    model: str | None = typer.Option(None, "--model", "-m", help="Model directory (default: packaged encoder)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 exposes it to the network)."),
+    port: int = typer.Option(8000, min=1, max=65535),
+    max_batch_size: int = typer.Option(32, min=1, help="Most sentences merged into one forward pass."),
+    max_wait_ms: float = typer.Option(5.0, min=0, help="Longest wait for more requests to merge."),
+    batching: bool = typer.Option(True, help="Merge concurrent requests (--no-batching runs each alone)."),
+    max_sentences: int = typer.Option(256, min=1, help="Most sentences per request."),
+    max_chars: int = typer.Option(2000, min=1, help="Most characters per sentence."),
+    max_body_bytes: int = typer.Option(1_000_000, min=1, help="Largest request body (bigger answers 413)."),
+    threads: int | None = typer.Option(None, min=1, help="Torch intra-op threads (default: one less than the cores)."),
+    log_level: str = typer.Option("info", help="uvicorn log level (debug also logs each request)."),
+) -> None:
+    """Serve the model over HTTP (FastAPI + uvicorn) with dynamic micro-batching."""
+    with user_errors():
+        from mtsent.serving.app import ServeSettings
+        from mtsent.serving.server import serve as run_server
+
+        settings = ServeSettings(
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_wait_ms,
+            batching=batching,
+            max_sentences=max_sentences,
+            max_chars=max_chars,
+            max_body_bytes=max_body_bytes,
+            threads=threads,
+        )
+        run_server(model, settings, host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def ui(
+    model: str | None = typer.Option(None, "--model", "-m", help="Model to open first (mtsent or backbone dir)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Offer every checkpoint found under this dir."),
+    port: int | None = typer.Option(None, help="Port (default: Streamlit's, 8501)."),
+    headless: bool = typer.Option(False, help="Do not open a browser."),
+) -> None:
+    """Start the Streamlit web app (predictions, entity highlights, embeddings)."""
+    import subprocess
+
+    from mtsent.app import streamlit_command
+
+    raise typer.Exit(subprocess.call(streamlit_command(model, runs_dir, port=port, headless=headless)))
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML training config (see configs/)."),
+    overrides: list[str] | None = typer.Option(None, "--set", "-s", help="Override a value: section.key=value."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Data root (default: $MTSENT_DATA, ../shared/data)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Run directory (overrides output.dir)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
+    progress: bool = typer.Option(True, help="Show the progress bar."),
+) -> None:
+    """Train a multi-task model from a config; writes checkpoints, metrics and plots to the run directory."""
+    from mtsent.training import Trainer
+
+    with user_errors():
+        extra = list(overrides or [])
+        if data_dir is not None:
+            extra.append(f"data_dir={data_dir}")
+        if output is not None:
+            extra.append(f"output.dir={output}")
+        summary = Trainer(config, extra, resume=resume, show_progress=progress, console=console).fit()
+        console.print(f"best {summary['best']}")
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Option(..., "--model", "-m", help="A trained mtsent model directory."),
+    task: str = typer.Option(..., "--task", "-t", help="Which task head to score."),
+    file: Path = typer.Option(..., "--file", "-f", help="Data file (CoNLL for token tasks; TSV/CSV/JSONL)."),
+    format: str | None = typer.Option(None, help="conll, tsv, csv or jsonl (default: from the suffix)."),
+    text_column: str | None = typer.Option(None, help="Text column (name, or index for files without header)."),
+    label_column: str | None = typer.Option(None, help="Label column (name or index)."),
+    header: bool | None = typer.Option(None, "--header/--no-header", help="Whether the first row is a header."),
+    tag_column: int = typer.Option(-1, help="Tag column of a CoNLL file."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the metrics as JSON."),
+    precision: str = typer.Option("fp32", help="fp32 or bf16."),
+) -> None:
+    """Score a model's task on any labelled file and print the metrics."""
+    from mtsent.training.evaluation import evaluate_file
+
+    def column(value: str | None) -> str | int | None:
+        return int(value) if value is not None and value.lstrip("-").isdigit() else value
+
+    with user_errors():
+        mt = load_model(model)
+        metrics = evaluate_file(
+            mt, task, file, format=format, text_column=column(text_column), label_column=column(label_column),
+            header=header, tag_column=tag_column, precision=precision,
+        )
+        table = Table(title=f"{task} on {file}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in metrics.items():
+            if isinstance(value, float):
+                table.add_row(key, f"{value:.4f}")
+        for name, row in (metrics.get("per_class") or metrics.get("per_type") or {}).items():
+            table.add_row(f"  {name} F1", f"{row['f1-score']:.4f} (n={int(row['support'])})")
+        console.print(table)
+        if output is not None:
+            output.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+            err_console.print(f"wrote {output}")
+
+
+@app.command()
+def demo(
+    output: Path = typer.Option(Path("runs/demo"), "--output", "-o", help="Where the demo model is written."),
+    steps: int = typer.Option(150, min=1, help="Training steps on the built-in examples."),
+) -> None:
+    """Train a 3-task model briefly on built-in examples, then embed, compare and predict."""
+    from mtsent.demo import run_demo
+
+    with user_errors():
+        run_demo(output, steps, console)
+
+
+from mtsent.data.cli import app as data_app  # noqa: E402
+
+app.add_typer(data_app, name="data", help="Inspect datasets and task configs.")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -7,7 +7,7 @@ overlapping windows of whole words, so every word still gets a tag.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -273,9 +273,11 @@ class MultiTaskModel(nn.Module):
         return results
 
     # ---------------------------------------------------------------- persistence
-    def save_pretrained(self, path: str | Path) -> Path:
-        """Write config.json, model.safetensors and the tokenizer files, atomically."""
-        return write_model_dir(path, self.config, self.state_dict(), self.encoder.tokenizer.save_pretrained)
+    def save_pretrained(self, path: str | Path, write_extra: Callable[[Path], None] | None = None) -> Path:
+        """Write config.json, model.safetensors and the tokenizer files (and `write_extra`'s), atomically."""
+        return write_model_dir(
+            path, self.config, self.state_dict(), self.encoder.tokenizer.save_pretrained, write_extra
+        )
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> MultiTaskModel:

@@ -42,13 +42,13 @@ class Pooling(nn.Module):
         if self.mode == "cls":
             return x[:, 0]
         if self.mode == "mean":
-            return (x * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return x.masked_fill(mask == 0, 0.0).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         if self.mode == "max":
             return x.masked_fill(mask == 0, torch.finfo(x.dtype).min).max(dim=1).values
         scores = self.scorer(x).squeeze(-1).float()
         scores = scores.masked_fill(attention_mask == 0, torch.finfo(scores.dtype).min)
         weights = torch.softmax(scores, dim=1).unsqueeze(-1)
-        return (weights * x).sum(dim=1)
+        return (weights * x.masked_fill(mask == 0, 0.0)).sum(dim=1)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, hidden_size={self.hidden_size}"

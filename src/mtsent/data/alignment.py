@@ -30,9 +30,7 @@ def load_tokenizer(name_or_path: str | None = None) -> Any:
 
 def _require_fast(tokenizer: Any) -> None:
     if not getattr(tokenizer, "is_fast", False):
-        raise TypeError(
-            f"{type(tokenizer).__name__} is not a fast tokenizer; word_ids() is needed to align labels"
-        )
+        raise TypeError(f"{type(tokenizer).__name__} is not a fast tokenizer; word_ids() is needed to align labels")
 
 
 def _label_id(label2id: dict[str, int], label: str, source: str) -> int:

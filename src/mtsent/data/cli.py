@@ -77,9 +77,7 @@ def _print_report(report: dict[str, Any], console: Console) -> None:
 
 @app.command("inspect")
 def inspect_command(
-    path: Annotated[
-        Path, typer.Argument(help="A data file (.txt/.conll, .tsv, .csv, .jsonl) or a YAML config.")
-    ],
+    path: Annotated[Path, typer.Argument(help="A data file (.txt/.conll, .tsv, .csv, .jsonl) or a YAML config.")],
     data_dir: Annotated[
         Path | None, typer.Option(help="Data dir for config paths (else $MTSENT_DATA, ../shared/data).")
     ] = None,
@@ -101,9 +99,7 @@ def inspect_command(
         str | None, typer.Option(help="Tokenizer name or path (default: packaged all-MiniLM-L6-v2).")
     ] = None,
     max_length: Annotated[int, typer.Option(help="Sub-word limit for the truncation rate.")] = 128,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the report as JSON instead of tables.")
-    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables.")] = False,
 ) -> None:
     """Counts per split, label distribution, length percentiles and truncation for a file or config."""
     from mtsent.data.alignment import load_tokenizer

@@ -79,9 +79,7 @@ class DataConfig(BaseModel):
             if self.hf_name is not None:
                 raise ValueError(f"hf_name only applies to format 'hf', not {self.format!r}")
             if (self.path is None) == (self.train is None):
-                raise ValueError(
-                    "give exactly one of 'train' (with optional dev/test) or 'path' (one file to split)"
-                )
+                raise ValueError("give exactly one of 'train' (with optional dev/test) or 'path' (one file to split)")
             if self.path is not None and (self.dev or self.test):
                 raise ValueError("'path' is split automatically; do not also give dev/test")
         if self.split is not None and (self.dev or self.test):

@@ -30,6 +30,4 @@ class TokenExample:
         object.__setattr__(self, "tokens", tuple(self.tokens))
         object.__setattr__(self, "tags", tuple(self.tags))
         if len(self.tokens) != len(self.tags):
-            raise ValueError(
-                f"{self.source or 'TokenExample'}: {len(self.tokens)} tokens but {len(self.tags)} tags"
-            )
+            raise ValueError(f"{self.source or 'TokenExample'}: {len(self.tokens)} tokens but {len(self.tags)} tags")

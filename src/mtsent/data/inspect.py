@@ -60,9 +60,7 @@ def _label_counts(examples: Sequence[SentenceExample | TokenExample]) -> dict[st
     return dict(sorted(counts.items()))
 
 
-def split_report(
-    tokenizer: Any, examples: Sequence[SentenceExample | TokenExample], max_length: int
-) -> dict[str, Any]:
+def split_report(tokenizer: Any, examples: Sequence[SentenceExample | TokenExample], max_length: int) -> dict[str, Any]:
     """Statistics of one split: size, labels, word/sub-word length percentiles, truncation, duplicates."""
     words = [len(e.tokens) if isinstance(e, TokenExample) else len(e.text.split()) for e in examples]
     subwords = subword_lengths(tokenizer, examples) if examples else []
@@ -79,9 +77,7 @@ def split_report(
     }
 
 
-def task_report(
-    name: str, task_type: str, splits: TaskSplits, tokenizer: Any, max_length: int
-) -> dict[str, Any]:
+def task_report(name: str, task_type: str, splits: TaskSplits, tokenizer: Any, max_length: int) -> dict[str, Any]:
     """Report for one task: every non-empty split plus the label list and skipped counts."""
     return {
         "task": name,
@@ -89,9 +85,7 @@ def task_report(
         "labels": splits.labels,
         "skipped": dict(splits.skipped),
         "splits": {
-            s: split_report(tokenizer, splits.split(s), max_length)
-            for s in ("train", "dev", "test")
-            if splits.split(s)
+            s: split_report(tokenizer, splits.split(s), max_length) for s in ("train", "dev", "test") if splits.split(s)
         },
     }
 
@@ -104,7 +98,11 @@ def file_config(
     header: bool | None = None,
     tag_column: int = -1,
 ) -> tuple[TaskType, DataConfig]:
-    """Build the config for inspecting one file: format from the suffix, sensible column defaults."""
+    """Build the config for inspecting one file: format from the suffix, sensible column defaults.
+
+    The path is made absolute because config paths are otherwise relative to the data dir.
+    """
+    path = path.resolve()
     if format is None:
         format = "conll" if path.suffix.lower() in CONLL_SUFFIXES else table_format_from_suffix(path)
     if format == "conll":

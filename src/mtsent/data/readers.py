@@ -81,9 +81,7 @@ def _starts_with_inside(tags: Sequence[str]) -> bool:
     return iob1_to_iob2(tags) != list(tags)
 
 
-def read_conll(
-    path: str | Path, tag_column: int = -1, *, skipped: Counter[str] | None = None
-) -> list[TokenExample]:
+def read_conll(path: str | Path, tag_column: int = -1, *, skipped: Counter[str] | None = None) -> list[TokenExample]:
     """Read a CoNLL file: one ``token ... TAG`` line per token, blank lines between sentences.
 
     ``-DOCSTART-`` lines are skipped (and counted). Every token line must have the same number of
@@ -134,8 +132,7 @@ def read_conll(
         tag = fields[tag_column]
         if not _BIO_TAG.match(tag):
             raise DataError(
-                f"{path}:{lineno}: expected a BIO tag ('O', 'B-TYPE' or 'I-TYPE') in column "
-                f"{tag_column}, found {tag!r}"
+                f"{path}:{lineno}: expected a BIO tag ('O', 'B-TYPE' or 'I-TYPE') in column {tag_column}, found {tag!r}"
             )
         if not tokens:
             start = lineno
@@ -171,9 +168,7 @@ def _column_index(path: Path, column: str | int, header: list[str] | None, role:
     if isinstance(column, int):
         width = len(header) if header is not None else None
         if column < 0 or (width is not None and column >= width):
-            raise DataError(
-                f"{path}:1: {role} column index {column} does not exist; available: 0..{(width or 1) - 1}"
-            )
+            raise DataError(f"{path}:1: {role} column index {column} does not exist; available: 0..{(width or 1) - 1}")
         return column
     if header is None:
         if column.isdigit():
@@ -183,9 +178,7 @@ def _column_index(path: Path, column: str | int, header: list[str] | None, role:
             f"pass an integer index or header=True"
         )
     if column not in header:
-        raise DataError(
-            f"{path}:1: {role} column {column!r} not found in the header; available columns: {header}"
-        )
+        raise DataError(f"{path}:1: {role} column {column!r} not found in the header; available columns: {header}")
     return header.index(column)
 
 
@@ -198,18 +191,14 @@ def _rows(path: Path, text: str, delimiter: str) -> Iterator[tuple[int, list[str
             yield line, row
             line = reader.line_num + 1
     except csv.Error as err:
-        raise DataError(
-            f"{path}:{line}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} row: {err}"
-        ) from None
+        raise DataError(f"{path}:{line}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} row: {err}") from None
 
 
 def _apply_label_map(path: Path, line: int, label: str, label_map: dict[str, str] | None) -> str:
     if label_map is None:
         return label
     if label not in label_map:
-        raise DataError(
-            f"{path}:{line}: label {label!r} is not in label_map; expected one of {sorted(label_map)}"
-        )
+        raise DataError(f"{path}:{line}: label {label!r} is not in label_map; expected one of {sorted(label_map)}")
     return label_map[label]
 
 
@@ -313,21 +302,15 @@ def _read_jsonl(
             raise DataError(f"{path}:{line}: expected a JSON object, found {type(obj).__name__}")
         for key, role in ((text_key, "text"), (label_key, "label")):
             if str(key) not in obj:
-                raise DataError(
-                    f"{path}:{line}: {role} field {str(key)!r} missing; available fields: {sorted(obj)}"
-                )
+                raise DataError(f"{path}:{line}: {role} field {str(key)!r} missing; available fields: {sorted(obj)}")
         sentence, label = obj[str(text_key)], obj[str(label_key)]
         if sentence is None or (isinstance(sentence, str) and not sentence.strip()):
             _count(skipped, "blank_text")
             continue
         if not isinstance(sentence, str):
-            raise DataError(
-                f"{path}:{line}: text field {text_key!r} must be a string, found {type(sentence).__name__}"
-            )
+            raise DataError(f"{path}:{line}: text field {text_key!r} must be a string, found {type(sentence).__name__}")
         if label is None or isinstance(label, (dict, list)) or str(label).strip() == "":
-            raise DataError(
-                f"{path}:{line}: label field {label_key!r} must be a non-empty scalar, found {label!r}"
-            )
+            raise DataError(f"{path}:{line}: label field {label_key!r} must be a non-empty scalar, found {label!r}")
         label = _apply_label_map(path, line, str(label).strip(), label_map)
         examples.append(SentenceExample(sentence.strip(), label, f"{path}:{line}"))
     if not examples:
@@ -375,9 +358,7 @@ def read_hf_dataset(
         try:
             ds = datasets.load_dataset(str(name_or_path), split=split)
         except (FileNotFoundError, ValueError) as err:
-            raise DataError(
-                f"{where}: cannot load split {split!r} with datasets.load_dataset: {err}"
-            ) from err
+            raise DataError(f"{where}: cannot load split {split!r} with datasets.load_dataset: {err}") from err
     columns = list(ds.column_names)
     for fld, role in ((text_field, "text"), (label_field, "label")):
         if fld not in columns:

@@ -110,9 +110,7 @@ def _maybe_data_dir() -> Path | None:
         return None
 
 
-def load_task_data(
-    task_name: str, task_type: TaskType, config: DataConfig, data_dir: Path | None = None
-) -> TaskSplits:
+def load_task_data(task_name: str, task_type: TaskType, config: DataConfig, data_dir: Path | None = None) -> TaskSplits:
     """Read, split and cap a task's data, and check that dev/test only use labels seen in train."""
     if (task_type == "token_classification") != (config.format == "conll"):
         raise DataError(
@@ -155,7 +153,5 @@ def load_task_data(
                     f"task {task_name!r}: {e.source or name}: {name} label {unseen[0]!r} never occurs in "
                     f"the train split; expected one of {labels}"
                 )
-    skipped = {
-        f"{split}.{reason}": n for split, c in counters.items() for reason, n in sorted(c.items()) if n
-    }
+    skipped = {f"{split}.{reason}": n for split, c in counters.items() for reason, n in sorted(c.items()) if n}
     return TaskSplits(parts["train"], parts["dev"], parts["test"], labels, skipped)

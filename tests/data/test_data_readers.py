@@ -4,6 +4,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mtsent.data import DataError, SentenceExample, TokenExample, iob1_to_iob2, read_conll, read_table
 from mtsent.data.readers import read_hf_dataset
@@ -53,7 +55,12 @@ def test_read_conll_tag_column_and_no_trailing_newline(tmp_path: Path) -> None:
 
 def test_iob1_to_iob2() -> None:
     assert iob1_to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG"]) == [
-        "B-PER", "I-PER", "O", "B-LOC", "B-LOC", "B-ORG",
+        "B-PER",
+        "I-PER",
+        "O",
+        "B-LOC",
+        "B-LOC",
+        "B-ORG",
     ]
     assert iob1_to_iob2(["B-PER", "I-PER", "O"]) == ["B-PER", "I-PER", "O"]
 
@@ -126,7 +133,9 @@ def test_read_csv_and_explicit_format(tmp_path: Path) -> None:
 
 
 def test_read_jsonl(tmp_path: Path) -> None:
-    path = write(tmp_path, "d.jsonl", '{"text": "hi", "label": 1}\n\n{"text": "  ", "label": 0}\n{"text": "yo", "label": "b"}\n')
+    path = write(
+        tmp_path, "d.jsonl", '{"text": "hi", "label": 1}\n\n{"text": "  ", "label": 0}\n{"text": "yo", "label": "b"}\n'
+    )
     skipped: Counter[str] = Counter()
     got = read_table(path, "text", "label", skipped=skipped)
     assert [(e.text, e.label, e.source) for e in got] == [("hi", "1", f"{path}:1"), ("yo", "b", f"{path}:4")]
@@ -138,13 +147,23 @@ def test_read_jsonl(tmp_path: Path) -> None:
     [
         ("a.tsv", "t\tl\nx\t1\ny\t2\textra\n", ("t", "l"), r"a.tsv:3: expected 2 TSV columns, found 3"),
         ("a.tsv", "t\tl\nx\n", ("t", "l"), r"a.tsv:2: expected 2 TSV columns, found 1"),
-        ("a.tsv", "t\tl\nx\t1\n", ("text", "l"), r"text column 'text' not found in the header; available columns: \['t', 'l'\]"),
+        (
+            "a.tsv",
+            "t\tl\nx\t1\n",
+            ("text", "l"),
+            r"text column 'text' not found in the header; available columns: \['t', 'l'\]",
+        ),
         ("a.tsv", "x\t1\n", (0, 3), r"column index 3 does not exist"),
         ("a.tsv", "t\tl\nx\t\n", ("t", "l"), r"a.tsv:2: empty label"),
         ("a.tsv", "t\tl\n", ("t", "l"), r"no data rows"),
         ("a.tsv", "", ("t", "l"), r"file is empty"),
         ("a.tsv", "t\tl\nx\t2\n", ("t", "l"), r"a.tsv:2: label '2' is not in label_map"),
-        ("a.jsonl", '{"text": "x"}\n', ("text", "label"), r"a.jsonl:1: label field 'label' missing; available fields: \['text'\]"),
+        (
+            "a.jsonl",
+            '{"text": "x"}\n',
+            ("text", "label"),
+            r"a.jsonl:1: label field 'label' missing; available fields: \['text'\]",
+        ),
         ("a.jsonl", '{"text": "x", "label": 1}\n{oops\n', ("text", "label"), r"a.jsonl:2: invalid JSON"),
         ("a.jsonl", "[1, 2]\n", ("text", "label"), r"a.jsonl:1: expected a JSON object"),
         ("a.xml", "x", ("t", "l"), r"cannot infer the format from suffix '.xml'"),
@@ -172,7 +191,9 @@ def test_read_hf_dataset_from_save_to_disk(tmp_path: Path) -> None:
     )
     dd = datasets.DatasetDict(
         {
-            "train": datasets.Dataset.from_dict({"sentence": ["good", " ", "bad"], "label": [1, 0, 0]}, features=features),
+            "train": datasets.Dataset.from_dict(
+                {"sentence": ["good", " ", "bad"], "label": [1, 0, 0]}, features=features
+            ),
             "validation": datasets.Dataset.from_dict({"sentence": ["meh"], "label": [0]}, features=features),
         }
     )
@@ -196,3 +217,14 @@ def test_read_hf_dataset_from_save_to_disk(tmp_path: Path) -> None:
     datasets.Dataset.from_dict({"t": [], "y": []}).save_to_disk(str(tmp_path / "empty"))
     with pytest.raises(DataError, match="empty or not a saved dataset"):
         read_hf_dataset(tmp_path / "empty", "train", "t", "y")
+
+
+@given(st.lists(st.sampled_from(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]), max_size=30))
+def test_iob1_to_iob2_properties(tags: list[str]) -> None:
+    out = iob1_to_iob2(tags)
+    assert len(out) == len(tags)
+    assert iob1_to_iob2(out) == out  # idempotent: output is valid IOB2
+    assert [t[2:] for t in out] == [t[2:] for t in tags]  # entity types never change
+    for prev, tag in zip(["O", *out], out, strict=False):
+        if tag.startswith("I-"):
+            assert prev[2:] == tag[2:] and prev != "O"

@@ -1,0 +1,7 @@
+"""Multi-task training: config, trainer, freezing, optimisation, evaluation and run reports."""
+
+from mtsent.training.config import TrainConfig, load_config
+from mtsent.training.evaluation import evaluate_task
+from mtsent.training.trainer import Trainer
+
+__all__ = ["TrainConfig", "Trainer", "evaluate_task", "load_config"]

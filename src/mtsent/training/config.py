@@ -1,0 +1,188 @@
+"""The training config: one declarative file (YAML) that drives a whole run, validated by pydantic.
+
+Sections: `model` (the encoder), `tasks` (per task: type, data, head, loss weight, class weights),
+`training`, `optim`, `sampling`, `freezing`, `evaluation`, `output`. Unknown keys are errors everywhere, and
+any value can be overridden from the command line with `--set section.key=value`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mtsent.config import EncoderConfig, TaskType
+from mtsent.data import DataConfig
+
+__all__ = [
+    "EvaluationConfig",
+    "FreezingConfig",
+    "OptimConfig",
+    "OutputConfig",
+    "SamplingConfig",
+    "TaskTrainConfig",
+    "TrainConfig",
+    "TrainingConfig",
+    "apply_overrides",
+    "load_config",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class HeadSettings(_Strict):
+    hidden_dim: int | None = Field(None, gt=0, description="one hidden layer of this size; None = linear head")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class TaskTrainConfig(_Strict):
+    """One task of a run: what it is, where its data lives, its head and how its loss counts."""
+
+    type: TaskType
+    data: DataConfig
+    head: HeadSettings = Field(default_factory=HeadSettings)
+    loss_weight: float = Field(1.0, gt=0, description="static weight of this task's loss")
+    class_weights: Literal["none", "inverse", "sqrt_inverse"] | list[float] = "none"
+
+
+class TrainingConfig(_Strict):
+    seed: int = 13
+    batch_size: int = Field(32, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps; overrides epochs")
+    epochs: float = Field(1.0, gt=0, description="multi-task epochs (see docs/data.md for the definition)")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    precision: Literal["bf16", "fp32"] = "bf16"
+    max_length: int = Field(128, gt=2, description="sub-words per training example")
+    label_all_subwords: bool = False
+    loss_weighting: Literal["static", "uncertainty"] = "static"
+    log_every: int = Field(10, ge=1)
+    num_threads: int | None = Field(None, ge=1, description="torch threads; None = torch's default")
+
+
+class OptimConfig(_Strict):
+    learning_rate: float = Field(5e-5, gt=0, description="encoder learning rate")
+    head_learning_rate: float = Field(1e-3, gt=0, description="heads, pooling and projection")
+    weight_decay: float = Field(0.01, ge=0)
+    layerwise_lr_decay: float = Field(1.0, gt=0, le=1, description="lr x decay^(depth from the top)")
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_steps: int | None = Field(None, ge=0, description="overrides warmup_ratio")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+
+
+class SamplingConfig(_Strict):
+    strategy: Literal["proportional", "temperature", "round_robin", "annealed"] = "proportional"
+    temperature: float = Field(2.0, gt=0)
+
+
+class FreezingConfig(_Strict):
+    """none: everything trains; backbone: the whole encoder is frozen (heads only); all: nothing trains;
+    progressive: heads and the top layer first, one more layer group every `unfreeze_every` steps."""
+
+    strategy: Literal["none", "backbone", "all", "progressive"] = "none"
+    frozen_heads: list[str] = Field(default_factory=list)
+    freeze_embeddings: bool = False
+    unfreeze_every: int = Field(100, ge=1)
+
+
+class EvaluationConfig(_Strict):
+    every_steps: int | None = Field(None, ge=1, description="None = once per epoch")
+    batch_size: int = Field(128, ge=1)
+    monitor: str = Field("mean", description="'mean' of the tasks' main metrics, or 'task/metric'")
+    patience: int | None = Field(None, ge=1, description="evaluations without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0)
+
+
+class OutputConfig(_Strict):
+    dir: str = "runs/{name}"
+    save_best: bool = True
+    save_last: bool = True
+    plots: bool = True
+
+
+class TrainConfig(_Strict):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9_.\-]+$")
+    model: EncoderConfig = Field(default_factory=EncoderConfig)
+    init_from: str | None = Field(None, description="start from this mtsent model (its heads are kept)")
+    data_dir: str | None = None
+    tasks: dict[str, TaskTrainConfig] = Field(min_length=1)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    freezing: FreezingConfig = Field(default_factory=FreezingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> TrainConfig:
+        unknown = [h for h in self.freezing.frozen_heads if h not in self.tasks]
+        if unknown:
+            raise ValueError(f"freezing.frozen_heads names unknown tasks {unknown}; tasks: {list(self.tasks)}")
+        monitor = self.evaluation.monitor
+        if monitor != "mean":
+            task, _, metric = monitor.partition("/")
+            if task not in self.tasks or not metric:
+                raise ValueError(f"evaluation.monitor must be 'mean' or 'task/metric' with a known task, got {monitor!r}")
+        return self
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output.dir.format(name=self.name))
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ValueError(f"--set {dotted}: {key!r} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply `section.key=value` overrides (values parsed as YAML, so numbers, lists and null work)."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects section.key=value, got {item!r}")
+        _set_dotted(raw, key.strip(), yaml.safe_load(value))
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **raw_fields: Any) -> TrainConfig:
+    """Read a YAML config (or start from `raw_fields`), apply overrides and validate.
+
+    Validation errors are re-raised as ValueError naming the file and each bad field by its dotted path.
+    """
+    raw: dict = {}
+    source = "<config>"
+    if path is not None:
+        source = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file not found: {p}")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{p}: invalid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{p}: expected a mapping at the top level")
+    raw.update(raw_fields)
+    apply_overrides(raw, overrides or [])
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  {'.'.join(str(x) for x in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ValueError(f"{source}: invalid config:\n{problems}") from None

@@ -1,0 +1,70 @@
+"""Freezing strategies: which parameters train at a given step.
+
+Frozen parameters get `requires_grad=False`, so they receive no gradient and AdamW skips them entirely (no
+weight decay either): they stay bit-identical, which tests check for every strategy.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from mtsent.model import MultiTaskModel
+from mtsent.training.config import FreezingConfig
+
+__all__ = ["backbone_layer_groups", "count_parameters", "set_trainable"]
+
+
+def backbone_layer_groups(model: MultiTaskModel) -> list[list[nn.Parameter]]:
+    """Backbone parameters by depth from the top: [top layer (+ anything above it), ..., layer 0, embeddings].
+
+    The order of progressive unfreezing, and the depth used by layer-wise learning-rate decay.
+    """
+    backbone = model.encoder.backbone
+    n_layers = int(backbone.config.num_hidden_layers)
+    groups: list[list[nn.Parameter]] = [[] for _ in range(n_layers + 1)]
+    for name, p in backbone.named_parameters():
+        index = _layer_index(name)
+        if "embeddings" in name:
+            groups[n_layers].append(p)
+        elif index is None:
+            groups[0].append(p)
+        else:
+            groups[n_layers - 1 - index].append(p)
+    return groups
+
+
+def _layer_index(name: str) -> int | None:
+    parts = name.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part in ("layer", "layers", "h", "block") and parts[i + 1].isdigit():
+            return int(parts[i + 1])
+    return None
+
+
+def set_trainable(model: MultiTaskModel, config: FreezingConfig, step: int) -> None:
+    """Set requires_grad on every parameter for `step` (idempotent; cheap enough to call every step)."""
+    for p in model.parameters():
+        p.requires_grad_(config.strategy != "all")
+    if config.strategy == "backbone":
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+    elif config.strategy == "progressive":
+        groups = backbone_layer_groups(model)
+        unfrozen = 1 + step // config.unfreeze_every
+        for i, group in enumerate(groups):
+            for p in group:
+                p.requires_grad_(i < unfrozen)
+    if config.freeze_embeddings:
+        for name, p in model.encoder.backbone.named_parameters():
+            if "embeddings" in name:
+                p.requires_grad_(False)
+    for head in config.frozen_heads:
+        for p in model.heads[head].parameters():
+            p.requires_grad_(False)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total

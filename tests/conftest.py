@@ -1,0 +1,53 @@
+"""Shared fixtures: the packaged encoder (loaded once) and a small saved multi-task model.
+
+The heads of `tiny_model_dir` are untrained: tests use it for plumbing (shapes, save/load, serving), never for
+accuracy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.manual_seed(0)
+
+NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+TINY_TASKS = [
+    {"name": "sentiment", "type": "sentence_classification", "labels": ["negative", "positive"]},
+    {"name": "topic", "type": "sentence_classification", "labels": ["World", "Sports", "Business", "Sci/Tech"]},
+    {"name": "ner", "type": "token_classification", "labels": NER_LABELS},
+]
+SHARED_DATA = Path(os.environ.get("MTSENT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def shared_data_or_skip() -> Path:
+    """The real data folder, or skip the calling test with the reason."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (set MTSENT_DATA or put ../shared/data beside the repo)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from mtsent import SentenceEncoder
+
+    return SentenceEncoder(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(encoder):
+    from mtsent import MultiTaskModel
+
+    torch.manual_seed(0)
+    return MultiTaskModel(encoder, TINY_TASKS)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_model, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "tiny"
+    tiny_model.save_pretrained(path)
+    return path

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from mtsent.data import DataCollator, bucketed_batches, padding_ratio, random_batches
+
+
+def test_collator_sentence_batch(tokenizer) -> None:
+    collate = DataCollator(tokenizer)
+    batch = collate(
+        [
+            {"input_ids": [101, 5, 102], "attention_mask": [1, 1, 1], "labels": 1},
+            {"input_ids": [101, 102], "attention_mask": [1, 1], "labels": 0},
+        ]
+    )
+    assert batch["input_ids"].tolist() == [[101, 5, 102], [101, 102, tokenizer.pad_token_id]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["labels"].dtype == torch.long and batch["labels"].tolist() == [1, 0]
+
+
+def test_collator_token_batch_pads_labels_and_drops_word_ids() -> None:
+    collate = DataCollator(pad_token_id=7, pad_to_multiple_of=4)
+    batch = collate(
+        [
+            {
+                "input_ids": [1, 2, 3],
+                "attention_mask": [1, 1, 1],
+                "labels": [-100, 4, -100],
+                "word_ids": [None, 0, None],
+            },
+            {"input_ids": [1, 3], "attention_mask": [1, 1], "labels": [-100, -100], "word_ids": [None, None]},
+        ]
+    )
+    assert set(batch) == {"input_ids", "attention_mask", "labels"}
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 7], [1, 3, 7, 7]]
+    assert batch["labels"].tolist() == [[-100, 4, -100, -100], [-100, -100, -100, -100]]
+
+
+def test_collator_needs_pad_id() -> None:
+    with pytest.raises(ValueError, match="pad"):
+        DataCollator(object())
+
+
+def test_bucketed_batches_cover_every_index_once_and_are_deterministic() -> None:
+    lengths = [random.Random(i).randint(1, 100) for i in range(1000)]
+    batches = bucketed_batches(lengths, 32, seed=3, chunk_multiplier=5)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert batches == bucketed_batches(lengths, 32, seed=3, chunk_multiplier=5)
+    assert batches != bucketed_batches(lengths, 32, seed=4, chunk_multiplier=5)
+    assert all(len(b) <= 32 for b in batches)
+    assert padding_ratio(lengths, batches) < padding_ratio(lengths, random_batches(1000, 32, seed=3)) / 2
+
+
+def test_eval_batches_are_sorted() -> None:
+    lengths = [5, 1, 3, 2, 4]
+    assert bucketed_batches(lengths, 2, seed=0, shuffle=False) == [[1, 3], [2, 4], [0]]
+
+
+def test_padding_ratio() -> None:
+    assert padding_ratio([2, 4, 3, 3], [[0, 1], [2, 3]]) == pytest.approx(2 / 14)
+    assert padding_ratio([], []) == 0.0

@@ -1,0 +1,235 @@
+"""The command line: every command works, every user mistake is one 'error:' line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mtsent import MultiTaskModel, cli
+
+runner = CliRunner()
+SENTENCES = ["A man is playing a guitar.", "Someone plays an instrument.", "Stocks fell on Monday."]
+
+
+@pytest.fixture(autouse=True)
+def _keep_shared_encoder_mode(encoder):
+    """predict() on the training-mode tiny_model flips the shared encoder to training (see test_model): undo it."""
+    was_training = encoder.training
+    yield
+    encoder.train(was_training)
+
+
+@pytest.fixture
+def fast_models(monkeypatch, encoder, tiny_model, tiny_model_dir):
+    """Serve the session's models instead of loading them from disk again (loading is tested separately)."""
+    real_load = cli.load_model
+
+    def load_model(model):
+        if model is None:
+            return MultiTaskModel(encoder, [])
+        if Path(model) == tiny_model_dir:
+            return tiny_model
+        return real_load(model)
+
+    monkeypatch.setattr(cli, "load_model", load_model)
+
+
+def run(*args: str, input: str | bytes | None = None):
+    return runner.invoke(cli.app, [str(a) for a in args], input=input)
+
+
+def assert_user_error(result, *fragments: str) -> str:
+    """Non-zero exit through SystemExit (no traceback) with one 'error:' message containing the fragments."""
+    assert result.exit_code != 0, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "error:" in result.output
+    assert "Traceback" not in result.output
+    message = " ".join(result.output.split())  # rich may wrap long lines
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+# ---------------------------------------------------------------- encode
+def test_encode_to_npy(fast_models, encoder, tmp_path):
+    out = tmp_path / "emb.npy"
+    result = run("encode", *SENTENCES, "--output", out)
+    assert result.exit_code == 0, result.output
+    vectors = np.load(out)
+    assert vectors.shape == (3, 384)
+    np.testing.assert_allclose(vectors, encoder.encode(SENTENCES), atol=1e-6)
+    assert "wrote 3 embeddings of size 384" in result.output
+
+
+def test_encode_to_jsonl_from_file(fast_models, encoder, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(SENTENCES) + "\n\n   \n", encoding="utf-8")  # blank lines are skipped
+    out = tmp_path / "emb.jsonl"
+    result = run("encode", "--file", src, "--output", out, "--no-normalize")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["sentence"] for r in rows] == SENTENCES
+    vectors = np.array([r["embedding"] for r in rows])
+    np.testing.assert_allclose(vectors, encoder.encode(SENTENCES, normalize=False), atol=1e-5)
+
+
+def test_encode_from_stdin_to_stdout(fast_models):
+    result = run("encode", input="first line\n\nsecond line\n")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["sentence"] for r in rows] == ["first line", "second line"]
+    assert len(rows[0]["embedding"]) == 384
+    assert np.linalg.norm(rows[0]["embedding"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_encode_file_dash_reads_stdin(fast_models):
+    result = run("encode", "--file", "-", input="from stdin\n")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["sentence"] == "from stdin"
+
+
+def test_similarity_prints_a_table(fast_models, encoder):
+    result = run("similarity", *SENTENCES)
+    assert result.exit_code == 0, result.output
+    assert "cosine similarity" in result.output
+    assert "1.000" in result.output
+    expected = encoder.similarity(SENTENCES)
+    assert f"{expected[0, 1]:.3f}" in result.output
+
+
+def test_predict_table(fast_models, tiny_model_dir):
+    result = run("predict", "Angela Merkel visited Paris.", "--model", tiny_model_dir)
+    assert result.exit_code == 0, result.output
+    assert "Angela Merkel visited Paris." in result.output
+    for name in ("sentiment", "topic", "ner"):
+        assert name in result.output
+
+
+def test_predict_json_real_load(tiny_model, tiny_model_dir):
+    """No patching: the directory is really loaded, and its answers are the saved model's."""
+    texts = ["Angela Merkel visited Paris.", "What a great match!"]
+    result = run("predict", *texts, "--model", tiny_model_dir, "--json", "--tasks", "topic,ner")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in records] == texts
+    expected = tiny_model.predict(texts, tasks=["topic", "ner"])
+    for record, answer in zip(records, expected):
+        assert set(record) == {"text", "topic", "ner"}
+        assert record["topic"]["label"] == answer["topic"].label
+        assert sum(record["topic"]["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert record["ner"]["tags"] == answer["ner"].tags
+        assert isinstance(record["ner"]["entities"], list)
+
+
+def test_predict_to_output_file(fast_models, tiny_model_dir, tmp_path):
+    out = tmp_path / "pred.jsonl"
+    result = run("predict", "One.", "Two.", "-m", tiny_model_dir, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2
+    assert "wrote 2 predictions" in result.output
+
+
+def test_info(fast_models, tiny_model_dir):
+    result = run("info", tiny_model_dir)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for fragment in ("backbone", "pooling", "mean", "384", "sentiment", "topic", "ner", "B-PER"):
+        assert fragment in text
+
+
+def test_info_encoder_only(fast_models, encoder, tmp_path, monkeypatch):
+    result = run("info", "default-encoder-placeholder")  # not a path: goes to the real loader, which refuses it
+    assert result.exit_code != 0
+    monkeypatch.setattr(cli, "load_model", lambda model: MultiTaskModel(encoder, []))
+    result = run("info", "anything")
+    assert result.exit_code == 0, result.output
+    assert "no task heads" in result.output
+
+
+# ---------------------------------------------------------------- user mistakes
+def test_missing_model_directory(tmp_path):
+    missing = tmp_path / "no-such-model"
+    for args in (
+        ("info", missing),
+        ("predict", "text", "--model", missing),
+        ("encode", "text", "--model", missing),
+        ("similarity", "a", "b", "--model", missing),
+    ):
+        assert_user_error(run(*args), "model directory not found", "no-such-model")
+
+
+def test_relative_missing_model_directory():
+    assert_user_error(run("info", "./no/such/dir"), "model directory not found")
+
+
+def test_empty_input_file(fast_models, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    assert_user_error(run("encode", "--file", empty), "holds no sentences")
+
+
+def test_missing_input_file(fast_models, tmp_path):
+    assert_user_error(run("encode", "--file", tmp_path / "absent.txt"), "input file not found")
+
+
+def test_no_input_at_all(fast_models, tiny_model_dir):
+    assert_user_error(run("encode"), "no input")
+    assert_user_error(run("similarity", input=""), "no input")
+    assert_user_error(run("predict", "--model", tiny_model_dir, input="\n\n"), "no input")
+
+
+def test_unknown_task(fast_models, tiny_model_dir):
+    assert_user_error(
+        run("predict", "text", "--model", tiny_model_dir, "--tasks", "sentiment,pos"),
+        "unknown task 'pos'",
+        "sentiment, topic, ner",
+    )
+
+
+def test_unknown_pooling():
+    assert_user_error(run("encode", "text", "--pooling", "sum"), "unknown pooling 'sum'", "mean, cls, max, attention")
+
+
+def test_unknown_precision(fast_models):
+    assert_user_error(run("encode", "text", "--precision", "fp8"), "unknown precision 'fp8'")
+
+
+def test_bad_output_suffix(fast_models, tmp_path):
+    assert_user_error(run("encode", "text", "-o", tmp_path / "out.txt"), "must end in .npy or .jsonl")
+
+
+def test_non_utf8_file(fast_models, tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("first line\ncaf\u00e9 cr\u00e8me\n".encode("latin-1"))
+    assert_user_error(run("encode", "--file", bad), "is not UTF-8 text", "line 2")
+
+
+def test_non_utf8_stdin(fast_models):
+    assert_user_error(run("encode", input=b"ok\n\xff\xfe\n"), "<stdin> is not UTF-8 text", "line 2")
+
+
+def test_mtsent_dir_with_pooling_option(tiny_model_dir):
+    assert_user_error(run("encode", "text", "--model", tiny_model_dir, "--pooling", "cls"), "from_pretrained")
+
+
+def test_broken_model_directory(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("[]", encoding="utf-8")
+    assert_user_error(run("info", broken), "broken")
+
+
+def test_predict_requires_model():
+    result = run("predict", "text")
+    assert result.exit_code == 2
+    assert "--model" in result.output
+
+
+def test_batch_size_zero_refused():
+    result = run("encode", "text", "--batch-size", "0")
+    assert result.exit_code == 2
+    assert "batch-size" in result.output
