@@ -22,14 +22,6 @@ TASKS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _keep_shared_encoder_mode(encoder):
-    """predict() on the training-mode tiny_model flips the shared encoder to training (see test_model): undo it."""
-    was_training = encoder.training
-    yield
-    encoder.train(was_training)
-
-
 @pytest.fixture(scope="module")
 def small_model(encoder) -> MultiTaskModel:
     """A small random BERT with the real tokenizer: a few MB to save, copy and corrupt."""
@@ -128,13 +120,6 @@ def test_encoder_save_and_load(encoder, small_model, tmp_path):
     assert as_model.tasks == {}
 
 
-def test_default_encoder_round_trip(encoder, tmp_path):
-    path = encoder.save_pretrained(tmp_path / "minilm")
-    loaded = SentenceEncoder.from_pretrained(path, device="cpu")
-    assert loaded.max_length == encoder.max_length == 256
-    np.testing.assert_allclose(loaded.encode(TEXTS), encoder.encode(TEXTS), atol=1e-6)
-
-
 def test_save_overwrites_an_existing_directory(small_model, small_dir):
     (small_dir / "stale.txt").write_text("left over from an older save")
     small_model.save_pretrained(small_dir)
@@ -185,7 +170,6 @@ def test_failed_save_keeps_old_model(small_model, small_dir):
     assert [p.name for p in small_dir.parent.iterdir()] == ["small"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG checkpoint.atomic_directory: a failed final rename loses the old directory")
 def test_atomic_directory_failed_rename_restores_old(tmp_path, monkeypatch):
     target = tmp_path / "out"
     target.mkdir()

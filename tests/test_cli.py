@@ -15,14 +15,6 @@ runner = CliRunner()
 SENTENCES = ["A man is playing a guitar.", "Someone plays an instrument.", "Stocks fell on Monday."]
 
 
-@pytest.fixture(autouse=True)
-def _keep_shared_encoder_mode(encoder):
-    """predict() on the training-mode tiny_model flips the shared encoder to training (see test_model): undo it."""
-    was_training = encoder.training
-    yield
-    encoder.train(was_training)
-
-
 @pytest.fixture
 def fast_models(monkeypatch, encoder, tiny_model, tiny_model_dir):
     """Serve the session's models instead of loading them from disk again (loading is tested separately)."""
@@ -219,8 +211,15 @@ def test_mtsent_dir_with_pooling_option(tiny_model_dir):
 def test_broken_model_directory(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
+    (broken / "config.json").write_text("[]", encoding="utf-8")  # valid JSON, but not an object
+    assert_user_error(run("info", broken))
+
+
+def test_broken_model_directory_is_named(tmp_path):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
     (broken / "config.json").write_text("[]", encoding="utf-8")
-    assert_user_error(run("info", broken), "broken")
+    assert_user_error(run("info", broken), "broken-model")
 
 
 def test_predict_requires_model():

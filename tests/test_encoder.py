@@ -39,8 +39,8 @@ def test_shape_dtype_and_dim(encoder, embeddings):
 
 
 def test_input_order_kept_despite_length_sorting(encoder, embeddings):
-    for i, s in enumerate(SENTENCES):
-        np.testing.assert_allclose(encoder.encode([s])[0], embeddings[i], atol=1e-5)
+    for i in (1, 2):  # the longest and the shortest, alone
+        np.testing.assert_allclose(encoder.encode([SENTENCES[i]])[0], embeddings[i], atol=1e-5)
     reversed_ = encoder.encode(SENTENCES[::-1], batch_size=3)
     np.testing.assert_allclose(reversed_[::-1], embeddings, atol=1e-5)
 
@@ -52,8 +52,9 @@ def test_length_batches_sorted_longest_first_and_complete():
         SentenceEncoder.length_batches([1], 0)
 
 
-def test_similar_sentences_are_closer(encoder):
+def test_similar_sentences_are_closer(encoder, embeddings):
     sim = encoder.similarity(SENTENCES)
+    np.testing.assert_allclose(sim, embeddings @ embeddings.T, atol=1e-5)
     assert sim.shape == (len(SENTENCES), len(SENTENCES))
     np.testing.assert_allclose(np.diag(sim), 1.0, atol=1e-5)
     assert sim[0, 4] > sim[0, 1]  # guitar player ~ instrument player, not stock market

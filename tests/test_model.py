@@ -16,14 +16,6 @@ from mtsent.model import word_windows
 TEXTS = ["Angela Merkel visited Paris last week.", "The match ended in a draw.", "Apple shares rose 5%."]
 
 
-@pytest.fixture(autouse=True)
-def _keep_shared_encoder_mode(encoder):
-    """predict()/eval_mode on a model built in training mode flips the shared encoder to training: undo it."""
-    was_training = encoder.training
-    yield
-    encoder.train(was_training)
-
-
 @pytest.fixture(scope="module")
 def predictions(tiny_model, encoder):
     was_training = encoder.training
@@ -237,7 +229,6 @@ def test_word_without_subwords_still_gets_a_tag(tiny_model):
     assert len(ner.tags) == len(ner.words)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG model.word_windows: rewinding for overlap can yield windows adding no word")
 @pytest.mark.parametrize(
     ("counts", "budget", "overlap"),
     [([1, 1, 1, 4], 4, 2), ([1, 1, 5], 4, 2), ([0, 0, 5], 4, 0)],
@@ -248,7 +239,6 @@ def test_word_windows_every_window_adds_new_words(counts, budget, overlap):
     assert all(e < e2 for (_, e), (_, e2) in itertools.pairwise(windows)), windows
 
 
-@pytest.mark.xfail(strict=True, reason="BUG MultiTaskModel: built in training mode, predict() leaves encoder training")
 def test_predict_leaves_a_fresh_encoder_in_eval_mode(encoder):
     assert encoder.training is False
     model = MultiTaskModel(encoder, [{"name": "s", "type": "sentence_classification", "labels": ["x", "y"]}])
@@ -276,7 +266,7 @@ def test_word_windows_examples(counts, budget, overlap, expected):
     budget=st.integers(4, 30),
     overlap_fraction=st.sampled_from([0, 4, 2]),
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_word_windows_property(counts, budget, overlap_fraction):
     overlap = budget // overlap_fraction if overlap_fraction else 0
     windows = word_windows(counts, budget, overlap)

@@ -44,7 +44,7 @@ def padded_batches(draw):
 
 @pytest.mark.parametrize("mode", POOLING_MODES)
 @given(batch=padded_batches())
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 def test_padding_does_not_change_embeddings(mode, batch):
     x, mask, x_padded, mask_padded, seed = batch
     pool = _random_attention_pooling(seed) if mode == "attention" else Pooling(HIDDEN, mode)
@@ -118,10 +118,7 @@ def test_unknown_mode_names_the_choices():
 
 # ---------------------------------------------------------------- end to end with the real backbone
 SHORT = "A cat sat."
-LONG = (
-    "This much longer sentence, full of words and clauses, is here only to force plenty of padding onto the short "
-    "one when both are encoded in the same batch, which must not change the short sentence's embedding at all."
-)
+LONG = "This much longer sentence, full of words and clauses, forces plenty of padding onto the short one."
 
 
 @pytest.mark.parametrize("mode", ["mean", "max", "cls"])

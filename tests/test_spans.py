@@ -73,7 +73,7 @@ TAGS = st.lists(
 
 
 @given(TAGS)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_bio_spans_match_seqeval(tags):
     from seqeval.metrics.sequence_labeling import get_entities
 

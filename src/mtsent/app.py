@@ -143,9 +143,15 @@ def is_raw_encoder(path: str | None) -> bool:
     return path is None or not is_mtsent_dir(path)
 
 
+def weights_stamp(path: str | None) -> float:
+    """When the weights were last written: a checkpoint retrained in place (runs/NAME/best) is then reloaded."""
+    weights = Path(path) / "model.safetensors" if path else None
+    return weights.stat().st_mtime if weights is not None and weights.is_file() else 0.0
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def load_model(path: str | None, pooling: str | None) -> MultiTaskModel:
-    """Load once per (path, pooling) for the whole server: every rerun of the page reuses the same model."""
+def load_model(path: str | None, pooling: str | None, stamp: float = 0.0) -> MultiTaskModel:
+    """Load once per (path, pooling, weights stamp) for the whole server: every rerun reuses the same model."""
     if path is not None and not Path(path).exists():
         raise FileNotFoundError(f"model directory not found: {path}")
     if path is not None and is_mtsent_dir(path):
@@ -153,10 +159,11 @@ def load_model(path: str | None, pooling: str | None) -> MultiTaskModel:
     return MultiTaskModel(SentenceEncoder(path, pooling=pooling or "mean"), [])
 
 
-@st.cache_data(show_spinner="Running the model…", max_entries=64)
+@st.cache_resource(show_spinner="Running the model…", max_entries=64)
 def analyse(_model: MultiTaskModel, model_key: str, sentences: tuple[str, ...]) -> tuple[list[dict], np.ndarray]:
-    """Predictions of every head and the unnormalised embeddings; cached per model and input so that moving the
-    threshold slider only redraws."""
+    """Predictions of every head and the unnormalised embeddings, cached per model and input so that moving the
+    threshold slider only redraws. A resource cache hands out the same objects without pickling them; the page
+    only reads them."""
     predictions = _model.predict(list(sentences)) if _model.tasks else [{} for _ in sentences]
     embeddings = _model.encoder.encode(list(sentences), normalize=False)
     return predictions, np.asarray(embeddings, dtype=np.float32)
@@ -227,7 +234,7 @@ def probability_bars_html(task: str, prediction: SentencePrediction, threshold: 
         )
     return (
         f'<div class="mt-sentence-task" style="margin-bottom:0.6em">'
-        f'<div><b>{html.escape(task)}</b>: {html.escape(prediction.label)} '
+        f"<div><b>{html.escape(task)}</b>: {html.escape(prediction.label)} "
         f'<span style="color:#666">({prediction.score:.2f})</span>{badge}</div>'
         f'<div style="display:grid;grid-template-columns:max-content 1fr 3em;gap:3px 8px;align-items:center;'
         f'font-size:0.85em;margin-top:4px">{"".join(rows)}</div></div>'
@@ -248,10 +255,8 @@ def highlight_entities_html(
         colour = colours.get(ent.type, PALETTE[-1])
         uncertain = ent.score < threshold
         title = f"{ent.type} · score {ent.score:.2f}" + (f" · uncertain (below {threshold:.2f})" if uncertain else "")
-        style = (
-            f"background:{_hatched(colour) if uncertain else colour};padding:1px 4px;border-radius:4px;"
-            + ("outline:1px dashed #555;" if uncertain else "")
-        )
+        fill, outline = (_hatched(colour), "outline:1px dashed #555;") if uncertain else (colour, "")
+        style = f"background:{fill};padding:1px 4px;border-radius:4px;{outline}"
         parts.append(
             f'<mark class="mt-entity{" mt-uncertain" if uncertain else ""}" style="{style}" '
             f'title="{html.escape(title)}">{html.escape(text[ent.start : ent.end])}'
@@ -371,10 +376,11 @@ def sidebar(args: AppArgs) -> tuple[str, str | None, str | None, float]:
         key="threshold",
         help="Predictions with a lower probability are marked uncertain.",
     )
-    return f"{path}|{pooling}", path, pooling, threshold
+    return f"{path}|{pooling}|{weights_stamp(path)}", path, pooling, threshold
 
 
 def show_predictions(model: MultiTaskModel, sentences: list[str], predictions: list[dict], threshold: float) -> None:
+    """One box per sentence: token tasks as highlighted text, sentence tasks as label + probability bars."""
     if not model.tasks:
         st.info(
             "This model has no task heads, so there is nothing to predict: pick a trained checkpoint in the sidebar. "
@@ -407,13 +413,18 @@ def show_predictions(model: MultiTaskModel, sentences: list[str], predictions: l
 
 
 def show_embeddings(model: MultiTaskModel, sentences: list[str], embeddings: np.ndarray) -> None:
+    """Shape and norms, then the PCA projection and the similarity heatmap side by side."""
     norms = np.linalg.norm(embeddings, axis=1)
     c1, c2, c3 = st.columns(3)
     c1.metric("Embedding matrix", f"{embeddings.shape[0]} × {embeddings.shape[1]}")
     c2.metric("Mean norm (raw)", f"{norms.mean():.3f}")
-    c3.metric("Norm used for similarity", "1.000")
+    c3.metric("Returned by encode()", "unit vectors" if model.encoder.config.normalize else "raw vectors")
     st.dataframe(
-        {"#": list(range(1, len(sentences) + 1)), "sentence": sentences, "norm (raw)": [round(float(v), 4) for v in norms]},
+        {
+            "#": list(range(1, len(sentences) + 1)),
+            "sentence": sentences,
+            "norm (raw)": [round(float(v), 4) for v in norms],
+        },
         hide_index=True,
     )
     too_long = [
@@ -448,11 +459,12 @@ def main() -> None:
     st.title("mtsent")
     st.caption("One shared encoder, many task heads, one forward pass.")
     try:
-        model = load_model(path, pooling)
+        model = load_model(path, pooling, weights_stamp(path))
     except Exception as exc:  # any loading failure is the user's directory, shown as a message
         st.error(f"Could not load the model {path or PACKAGED_LABEL!r}: {exc}")
         st.stop()
-    tasks = ", ".join(f"{n} ({'token' if c.type == 'token_classification' else 'sentence'})" for n, c in model.tasks.items())
+    kinds = {"token_classification": "token"}
+    tasks = ", ".join(f"{n} ({kinds.get(c.type, 'sentence')})" for n, c in model.tasks.items())
     st.sidebar.caption(
         f"Backbone: {Path(model.encoder.config.backbone).name} · pooling: {model.encoder.config.pooling} · "
         f"dim {model.encoder.dim} · tasks: {tasks or 'none'}"

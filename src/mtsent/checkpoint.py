@@ -44,7 +44,12 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"
             os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:
+                os.replace(old, path)  # put the previous directory back: nothing is lost
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

@@ -312,8 +312,15 @@ def evaluate(
     with user_errors():
         mt = load_model(model)
         metrics = evaluate_file(
-            mt, task, file, format=format, text_column=column(text_column), label_column=column(label_column),
-            header=header, tag_column=tag_column, precision=precision,
+            mt,
+            task,
+            file,
+            format=format,
+            text_column=column(text_column),
+            label_column=column(label_column),
+            header=header,
+            tag_column=tag_column,
+            precision=precision,
         )
         table = Table(title=f"{task} on {file}")
         table.add_column("metric")

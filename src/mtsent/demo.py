@@ -50,7 +50,7 @@ def run_demo(output: Path, steps: int, console: Console) -> Path:
     print_predictions(sentences, model.predict(sentences))
     console.print(
         f"\nThe model is in [bold]{output / 'best'}[/]. Next: "
-        f"`mtsent predict -m {output / 'best'} \"Your sentence\"`, `mtsent serve -m {output / 'best'}`, "
+        f'`mtsent predict -m {output / "best"} "Your sentence"`, `mtsent serve -m {output / "best"}`, '
         f"`mtsent ui -m {output / 'best'}`; train on real data with `mtsent train -c configs/multitask.yaml`."
     )
     return output / "best"

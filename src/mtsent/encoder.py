@@ -8,7 +8,6 @@ order, sorting by length internally so that batches carry little padding.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -81,7 +80,7 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> tuple[nn.Module, obje
     else:
         candidate = Path(name_or_path).expanduser()
         local = candidate if candidate.exists() else None
-        if local is None and (name_or_path.startswith((".", "/", "~")) or os.sep + os.sep in name_or_path):
+        if local is None and (name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1):
             raise FileNotFoundError(f"model directory not found: {name_or_path}")
     if local is not None:
         if not local.is_dir():
@@ -97,7 +96,7 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> tuple[nn.Module, obje
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(src), local_files_only=True)
             model = AutoModel.from_pretrained(str(src), local_files_only=True)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"{local} is not a loadable Hugging Face model directory: {exc}") from exc
     else:
         try:

@@ -79,7 +79,11 @@ def word_windows(piece_counts: Sequence[int], budget: int, overlap: int) -> list
         if end >= n:
             return windows
         nxt, back = end, 0
-        while nxt - 1 > start and back + piece_counts[nxt - 1] <= overlap:
+        while (
+            nxt - 1 > start
+            and back + piece_counts[nxt - 1] <= overlap
+            and back + piece_counts[nxt - 1] + piece_counts[end] <= budget  # the next window must add a word
+        ):
             nxt -= 1
             back += piece_counts[nxt]
         start = nxt
@@ -103,6 +107,7 @@ class MultiTaskModel(nn.Module):
         self.heads = nn.ModuleDict()
         for task in tasks:
             self.add_task(task)
+        self.train(self.encoder.training)  # a new container must not flip a loaded (eval) encoder into training
 
     @classmethod
     def from_config(cls, config: ModelConfig, device: str | torch.device | None = None) -> MultiTaskModel:

@@ -31,4 +31,3 @@ def make_app(monkeypatch, tmp_path) -> Callable[..., AppTest]:
         return AppTest.from_file(str(APP_PATH), default_timeout=120)
 
     return factory
-

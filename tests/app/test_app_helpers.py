@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from mtsent.app import (
     probability_bars_html,
     streamlit_command,
     type_colours,
+    weights_stamp,
 )
 from mtsent.model import SentencePrediction
 from mtsent.spans import EntitySpan
@@ -172,3 +174,11 @@ def test_figures_write_values_in_cells_and_number_points():
     assert len(texts) == 9 and texts.count("1.00") == 3 and texts.count("0.00") == 6
     scatter = pca_figure(*pca_2d(np.eye(3)), sentences)
     assert [t.get_text() for t in scatter.axes[0].texts] == ["1", "2", "3"]
+
+
+def test_weights_stamp_changes_when_a_checkpoint_is_rewritten(tmp_path):
+    assert weights_stamp(None) == 0.0 and weights_stamp(str(tmp_path)) == 0.0
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"x")
+    os.utime(weights, (1_000, 1_000))
+    assert weights_stamp(str(tmp_path)) == 1_000

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-try:  # run from a checkout without `pip install -e .`
-    import mtsent.data  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(REPO / "src"))
 
 
 def shared_data_dir() -> Path | None:

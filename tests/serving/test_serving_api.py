@@ -180,3 +180,16 @@ def test_concurrent_requests_are_merged(base_url: str, served_app, served_model)
     assert batcher.batches - before < len(sentences)  # some requests shared a forward pass
     rows = np.array([r.json()["embeddings"][0] for r in responses])
     np.testing.assert_allclose(rows, served_model.encoder.encode(sentences), atol=1e-4)  # each got its own row
+
+
+def test_model_without_heads_refuses_predict(encoder) -> None:
+    from fastapi.testclient import TestClient
+
+    from mtsent import MultiTaskModel
+    from mtsent.serving import create_app
+
+    with TestClient(create_app(MultiTaskModel(encoder, []))) as c:
+        assert c.get("/v1/model").json()["tasks"] == []
+        r = c.post("/v1/predict", json={"sentences": ["hi"]})
+        assert r.status_code == 422 and "no task heads" in r.json()["detail"]
+        assert c.post("/v1/encode", json={"sentences": ["hi"]}).status_code == 200

@@ -128,7 +128,9 @@ class TrainConfig(_Strict):
         if monitor != "mean":
             task, _, metric = monitor.partition("/")
             if task not in self.tasks or not metric:
-                raise ValueError(f"evaluation.monitor must be 'mean' or 'task/metric' with a known task, got {monitor!r}")
+                raise ValueError(
+                    f"evaluation.monitor must be 'mean' or 'task/metric' with a known task, got {monitor!r}"
+                )
         return self
 
     @property

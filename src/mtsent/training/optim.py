@@ -40,7 +40,11 @@ def parameter_groups(model: MultiTaskModel, config: OptimConfig, extra: list[nn.
 
 
 def build_optimizer(model: MultiTaskModel, config: OptimConfig, extra: list[nn.Parameter] = ()) -> torch.optim.AdamW:
-    return torch.optim.AdamW(parameter_groups(model, config, extra), betas=config.betas, eps=config.eps)
+    """AdamW, fused where the device supports it: on a 2-core CPU that makes the update 5x cheaper than the
+    per-tensor loop (MiniLM: 0.17 s to 0.03 s a step), which is half of a training step's time."""
+    groups = parameter_groups(model, config, extra)
+    fused = model.device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(groups, betas=config.betas, eps=config.eps, fused=fused or None)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: OptimConfig, total_steps: int):

@@ -56,11 +56,10 @@ def eval_table(step: int, results: dict[str, dict], best: dict[str, float], moni
     for col in ("task", "main", "accuracy / P", "macro-F1 / R", "best main"):
         table.add_column(col, justify="right" if col != "task" else "left")
     for task, m in results.items():
-        if "accuracy" in m:
-            cells = (m["accuracy"], m["macro_f1"])
-        else:
-            cells = (m["precision"], m["recall"])
-        table.add_row(task, f"{m['main']:.4f}", f"{cells[0]:.4f}", f"{cells[1]:.4f}", f"{best.get(task, m['main']):.4f}")
+        cells = (m["accuracy"], m["macro_f1"]) if "accuracy" in m else (m["precision"], m["recall"])
+        table.add_row(
+            task, f"{m['main']:.4f}", f"{cells[0]:.4f}", f"{cells[1]:.4f}", f"{best.get(task, m['main']):.4f}"
+        )
     return table
 
 

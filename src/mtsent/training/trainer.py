@@ -35,6 +35,7 @@ from mtsent.data import (
     resolve_data_dir,
     steps_per_epoch,
 )
+from mtsent.encoder import precision_context
 from mtsent.model import MultiTaskModel
 from mtsent.training.config import TrainConfig, load_config
 from mtsent.training.evaluation import encode_task, evaluate_task
@@ -203,8 +204,11 @@ class Trainer:
             raise FileExistsError(
                 f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another name/output.dir"
             )
+        # bf16 is applied with our own autocast around the forward pass, not accelerate's mixed_precision: that
+        # one is a process-wide singleton (a second fit with another precision raised) and it patches
+        # model.forward for good (trainer.model kept predicting in bf16 after training).
         accelerator = Accelerator(
-            mixed_precision="bf16" if tc.precision == "bf16" else "no",
+            mixed_precision="no",
             gradient_accumulation_steps=tc.gradient_accumulation_steps,
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
@@ -229,15 +233,26 @@ class Trainer:
         sampler = MultiTaskSampler(
             task_sizes, cfg.sampling.strategy, cfg.sampling.temperature, seed=tc.seed, total_steps=total_steps * accum
         )
-        weighting = UncertaintyWeighting(list(tasks)).to(accelerator.device) if tc.loss_weighting == "uncertainty" else None
+        weighting = (
+            UncertaintyWeighting(list(tasks)).to(accelerator.device) if tc.loss_weighting == "uncertainty" else None
+        )
         set_trainable(model, cfg.freezing, 0)
         optimizer = build_optimizer(model, cfg.optim, list(weighting.parameters()) if weighting else [])
         scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
-        streams = {n: TaskStream(n, [len(f["input_ids"]) for f in t.train_features], tc.batch_size, tc.seed, rank, world)
-                   for n, t in tasks.items()}
+        streams = {
+            n: TaskStream(n, [len(f["input_ids"]) for f in t.train_features], tc.batch_size, tc.seed, rank, world)
+            for n, t in tasks.items()
+        }
         state: dict[str, Any] = {
-            "step": 0, "best": None, "best_step": None, "bad_evals": 0, "examples": 0,
-            "train_seconds": 0.0, "eval_seconds": 0.0, "stopped_early": False, "best_results": {},
+            "step": 0,
+            "best": None,
+            "best_step": None,
+            "bad_evals": 0,
+            "examples": 0,
+            "train_seconds": 0.0,
+            "eval_seconds": 0.0,
+            "stopped_early": False,
+            "best_results": {},
         }
         if self.resume:
             saved, extra = load_training_state(last_dir, optimizer, scheduler)
@@ -287,8 +302,15 @@ class Trainer:
             if main:
                 epoch = step * accum / micro_per_epoch
                 for n, m in results.items():
-                    log.log({"step": step, "epoch": round(epoch, 4), "kind": "eval", "task": n,
-                             **{k: v for k, v in m.items() if isinstance(v, int | float)}})
+                    log.log(
+                        {
+                            "step": step,
+                            "epoch": round(epoch, 4),
+                            "kind": "eval",
+                            "task": n,
+                            **{k: v for k, v in m.items() if isinstance(v, int | float)},
+                        }
+                    )
                 best_main = {n: m["main"] for n, m in state["best_results"].items()}
                 console.print(eval_table(step, results, best_main, monitor))
                 if improved and cfg.output.save_best:
@@ -319,9 +341,15 @@ class Trainer:
             stop = evaluate(state["step"])
             total_steps = state["step"]
         progress = Progress(
-            TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-            console=console, disable=not (self.show_progress and main), transient=False,
+            TextColumn("[bold blue]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            disable=not (self.show_progress and main),
+            transient=False,
         )
         losses: dict[str, list[float]] = {n: [] for n in tasks}
         window_examples, window_start = 0, time.perf_counter()
@@ -343,7 +371,8 @@ class Trainer:
                     batch = collate([tasks[name].train_features[i] for i in indices])
                     batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                     with accelerator.accumulate(prepared):
-                        out = prepared(batch["input_ids"], batch["attention_mask"], tasks=[name])
+                        with precision_context(accelerator.device, tc.precision):
+                            out = prepared(batch["input_ids"], batch["attention_mask"], tasks=[name])
                         loss = task_loss(out.logits[name], batch["labels"], tasks[name].class_weights)
                         weighted = weighting(name, loss) if weighting else loss * cfg.tasks[name].loss_weight
                         if weighted.requires_grad:
@@ -368,8 +397,18 @@ class Trainer:
                         epoch = step * accum / micro_per_epoch
                         lr = scheduler.get_last_lr()[0]
                         for n, value in means.items():
-                            log.log({"step": step, "epoch": round(epoch, 4), "kind": "train", "task": n,
-                                     "loss": value, "batches": len(losses[n]), "lr": lr, "examples_per_s": rate})
+                            log.log(
+                                {
+                                    "step": step,
+                                    "epoch": round(epoch, 4),
+                                    "kind": "train",
+                                    "task": n,
+                                    "loss": value,
+                                    "batches": len(losses[n]),
+                                    "lr": lr,
+                                    "examples_per_s": rate,
+                                }
+                            )
                     info = " | ".join(f"{n} {v:.3f}" for n, v in means.items()) + f" | {rate:.0f} ex/s"
                     progress.update(bar, info=info)
                     losses = {n: [] for n in tasks}
@@ -438,16 +477,27 @@ class Trainer:
                 "train": round(state["train_seconds"], 2),
                 "eval": round(state["eval_seconds"], 2),
             },
-            "train_examples_per_s": round(state["examples"] / state["train_seconds"], 2) if state["train_seconds"] else None,
-            "best": {"step": state["best_step"], "monitor": state["best"],
-                     "main": {n: m["main"] for n, m in state["best_results"].items()}},
+            "train_examples_per_s": round(state["examples"] / state["train_seconds"], 2)
+            if state["train_seconds"]
+            else None,
+            "best": {
+                "step": state["best_step"],
+                "monitor": state["best"],
+                "main": {n: m["main"] for n, m in state["best_results"].items()},
+            },
             "best_metrics": state["best_results"],
             "stopped_early": state["stopped_early"],
             "parameters": {"trainable_at_end": trainable, "total": total},
             "versions": {
-                "mtsent": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-                "accelerate": accelerate.__version__, "python": platform.python_version(),
+                "mtsent": __version__,
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "accelerate": accelerate.__version__,
+                "python": platform.python_version(),
             },
-            "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "torch_threads": torch.get_num_threads()},
+            "machine": {
+                "platform": platform.platform(),
+                "processor": platform.processor(),
+                "torch_threads": torch.get_num_threads(),
+            },
         }
