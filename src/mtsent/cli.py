@@ -286,8 +286,7 @@ def train(
             extra.append(f"data_dir={data_dir}")
         if output is not None:
             extra.append(f"output.dir={output}")
-        summary = Trainer(config, extra, resume=resume, show_progress=progress, console=console).fit()
-        console.print(f"best {summary['best']}")
+        Trainer(config, extra, resume=resume, show_progress=progress, console=console).fit()
 
 
 @app.command()

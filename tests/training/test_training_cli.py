@@ -24,8 +24,13 @@ def config_file(make_config, tmp_path):
     return path
 
 
+def _text(output: str) -> str:
+    """Console output with rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
 def _error(result) -> str:
-    return (result.stderr if hasattr(result, "stderr") and result.stderr else result.output).replace("\n", " ")
+    return _text(result.stderr if getattr(result, "stderr", None) else result.output)
 
 
 @pytest.fixture
@@ -34,8 +39,18 @@ def trained(runner, config_file, tmp_path):
     out = tmp_path / "cli-run"
     result = runner.invoke(
         app,
-        ["train", "-c", str(config_file), "--set", "training.max_steps=4", "-s", "evaluation.every_steps=2",
-         "--output", str(out), "--no-progress"],
+        [
+            "train",
+            "-c",
+            str(config_file),
+            "--set",
+            "training.max_steps=4",
+            "-s",
+            "evaluation.every_steps=2",
+            "--output",
+            str(out),
+            "--no-progress",
+        ],
     )
     assert result.exit_code == 0, result.output
     return out, result
@@ -60,7 +75,7 @@ def test_train_cli_refuses_a_used_directory_then_resumes(runner, trained, config
     assert "already holds a run; pass --resume" in _error(refused)
     resumed = runner.invoke(app, [*args, "-s", "training.max_steps=6", "--resume"])
     assert resumed.exit_code == 0, resumed.output
-    assert f"resumed {out} at step 4" in resumed.output.replace("\n", "")
+    assert f"resumed {out} at step 4" in _text(resumed.output)
     assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["steps"] == 6
 
 
@@ -98,7 +113,8 @@ def test_evaluate_cli_on_unseen_files(runner, trained, tiny_data, tmp_path):
     out, _ = trained
     report = tmp_path / "ner.json"
     result = runner.invoke(
-        app, ["evaluate", "-m", str(out / "best"), "-t", "ner", "-f", str(tiny_data / "ner.test.conll"), "-o", str(report)]
+        app,
+        ["evaluate", "-m", str(out / "best"), "-t", "ner", "-f", str(tiny_data / "ner.test.conll"), "-o", str(report)],
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads(report.read_text(encoding="utf-8"))
@@ -108,8 +124,19 @@ def test_evaluate_cli_on_unseen_files(runner, trained, tiny_data, tmp_path):
 
     result = runner.invoke(
         app,
-        ["evaluate", "-m", str(out / "best"), "-t", "sentiment", "-f", str(tiny_data / "sentiment.test.tsv"),
-         "--text-column", "text", "--label-column", "label"],
+        [
+            "evaluate",
+            "-m",
+            str(out / "best"),
+            "-t",
+            "sentiment",
+            "-f",
+            str(tiny_data / "sentiment.test.tsv"),
+            "--text-column",
+            "text",
+            "--label-column",
+            "label",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.output and "macro_f1" in result.output
@@ -122,8 +149,21 @@ def test_evaluate_cli_matches_in_training_dev_metrics(runner, trained, tiny_data
     report = tmp_path / "dev.json"
     result = runner.invoke(
         app,
-        ["evaluate", "-m", str(out / "best"), "-t", "topic", "-f", str(tiny_data / "topic.dev.tsv"),
-         "--text-column", "text", "--label-column", "label", "-o", str(report)],
+        [
+            "evaluate",
+            "-m",
+            str(out / "best"),
+            "-t",
+            "topic",
+            "-f",
+            str(tiny_data / "topic.dev.tsv"),
+            "--text-column",
+            "text",
+            "--label-column",
+            "label",
+            "-o",
+            str(report),
+        ],
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads(report.read_text(encoding="utf-8"))
@@ -157,7 +197,9 @@ def test_evaluate_cli_bad_inputs(runner, trained, tmp_path, tiny_data):
     result = runner.invoke(app, [*base, "-t", "sentiment", "-f", str(unknown)])
     assert result.exit_code == 2 and "--text-column and --label-column" in _error(result)
 
-    result = runner.invoke(app, [*base, "-t", "ner", "-f", str(unknown), *cols])
+    result = runner.invoke(app, [*base, "-t", "ner", "-f", str(unknown)])  # read as CoNLL: not BIO tags
+    assert result.exit_code == 2 and "expected a BIO tag" in _error(result)
+    result = runner.invoke(app, [*base, "-t", "ner", "-f", str(unknown), "--format", "tsv", *cols])
     assert result.exit_code == 2 and "token task" in _error(result)
 
     result = runner.invoke(app, ["evaluate", "-m", str(tmp_path / "no-model"), "-t", "ner", "-f", str(bad_tag)])

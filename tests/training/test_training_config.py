@@ -86,7 +86,7 @@ def test_bad_values_name_the_field(tmp_path, section, value, fragment):
 
 @pytest.mark.parametrize("monitor", ["accuracy", "topic/accuracy", "sentiment/", "sentiment"])
 def test_bad_monitor(tmp_path, monitor):
-    with pytest.raises(ValueError, match="evaluation.monitor must be 'mean' or 'task/metric'"):
+    with pytest.raises(ValueError, match=r"evaluation\.monitor must be 'mean' or 'task/metric'"):
         load_config(_write(tmp_path, _with(evaluation={"monitor": monitor})))
 
 

@@ -73,7 +73,9 @@ def test_run_directory_contents(make_config, train, tiny_data):
     assert summary["data"]["ner"]["sizes"] == {"train": 40, "dev": 12, "test": 0}
     assert summary["data"]["ner"]["labels"] == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]  # full BIO set
     for name in ("sentiment.train.tsv", "sentiment.dev.tsv"):
-        assert summary["data"]["sentiment"]["sha256"][name] == hashlib.sha256((tiny_data / name).read_bytes()).hexdigest()
+        assert (
+            summary["data"]["sentiment"]["sha256"][name] == hashlib.sha256((tiny_data / name).read_bytes()).hexdigest()
+        )
     assert set(summary["durations_s"]) == {"total", "data_and_model_setup", "train", "eval"}
     assert all(v >= 0 for v in summary["durations_s"].values())
     assert set(summary["versions"]) >= {"mtsent", "torch", "transformers", "accelerate", "python"}
@@ -119,7 +121,8 @@ def test_run_directory_contents(make_config, train, tiny_data):
 def test_same_seed_same_run(make_config, train, tmp_path, weights_of):
     runs = []
     for name in ("one", "two"):
-        config = make_config(run_dir=tmp_path / name, sampling={"strategy": "temperature"}, training={"max_steps": 4, "log_every": 2}
+        config = make_config(
+            run_dir=tmp_path / name, sampling={"strategy": "temperature"}, training={"max_steps": 4, "log_every": 2}
         )
         trainer, summary, _ = train(config)
         runs.append((trainer.run_dir, summary))

@@ -84,7 +84,7 @@ def test_strategy_all_only_evaluates(make_config, train, initial_weights, weight
     assert summary["best"]["step"] == 0 and set(summary["best_metrics"]) == {"sentiment", "topic", "ner"}
     before = initial_weights[0]
     for after in (weights_of(trainer.run_dir / "best"), trainer.model.state_dict()):
-        same, changed = _split(before, after)
+        _, changed = _split(before, after)
         assert not changed
     assert not (trainer.run_dir / "last").exists()  # nothing trained, so there is no state to resume
 

@@ -48,7 +48,8 @@ def _kill_after_last_saved(monkeypatch, at_call: int = 1) -> list[str]:
 @pytest.fixture
 def resume_config(make_config):
     def make(output, loss_weighting: str = "static"):
-        return make_config(run_dir=output,
+        return make_config(
+            run_dir=output,
             training={"max_steps": N, "log_every": K, "loss_weighting": loss_weighting},
             evaluation={"every_steps": K},
             # dropout is on (heads and backbone): resuming must restore the torch RNG or the masks diverge
@@ -60,7 +61,9 @@ def resume_config(make_config):
 
 
 @pytest.mark.parametrize("weighting", ["static", "uncertainty"])
-def test_resume_is_equivalent_to_an_uninterrupted_run(weighting, resume_config, train, tmp_path, monkeypatch, weights_of):
+def test_resume_is_equivalent_to_an_uninterrupted_run(
+    weighting, resume_config, train, tmp_path, monkeypatch, weights_of
+):
     a_cfg = resume_config(tmp_path / "a", weighting)
     b_cfg = resume_config(tmp_path / "b", weighting)
     _, summary_a, _ = train(a_cfg)

@@ -135,7 +135,7 @@ class TrainConfig(_Strict):
 
     @property
     def output_dir(self) -> Path:
-        return Path(self.output.dir.format(name=self.name))
+        return Path(self.output.dir.replace("{name}", self.name))
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:

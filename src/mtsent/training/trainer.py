@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 import random
 import time
@@ -207,12 +208,22 @@ class Trainer:
         # bf16 is applied with our own autocast around the forward pass, not accelerate's mixed_precision: that
         # one is a process-wide singleton (a second fit with another precision raised) and it patches
         # model.forward for good (trainer.model kept predicting in bf16 after training).
+        # Launched by torchrun (or `accelerate launch --multi_gpu`) on a machine without a GPU, accelerate only
+        # sets up gloo (multi-CPU) DDP when told to use the CPU; otherwise every process silently trained its own
+        # copy of the model into the same run directory.
+        launched_world = int(os.environ.get("WORLD_SIZE", "1"))
         accelerator = Accelerator(
             mixed_precision="no",
+            cpu=launched_world > 1 and not torch.cuda.is_available(),
             gradient_accumulation_steps=tc.gradient_accumulation_steps,
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         world, rank = accelerator.num_processes, accelerator.process_index
+        if launched_world > 1 and world == 1:
+            raise RuntimeError(
+                f"launched as {launched_world} processes but accelerate set up {world}; "
+                "check the launcher and `accelerate env`"
+            )
         if world > 1 and cfg.freezing.strategy == "progressive":
             raise ValueError("progressive unfreezing changes which parameters train; it is not supported with DDP")
         main = accelerator.is_main_process
@@ -237,6 +248,14 @@ class Trainer:
             UncertaintyWeighting(list(tasks)).to(accelerator.device) if tc.loss_weighting == "uncertainty" else None
         )
         set_trainable(model, cfg.freezing, 0)
+        encoder_trains = any(p.requires_grad for p in model.encoder.parameters())
+        if world > 1 and cfg.freezing.strategy != "all" and not encoder_trains:
+            idle = [n for n in tasks if not any(p.requires_grad for p in model.heads[n].parameters())]
+            if idle:  # a DDP step whose loss reaches no trainable parameter breaks the gradient reducer
+                raise ValueError(
+                    f"tasks {idle} have a frozen head and a frozen encoder, so their steps train nothing; "
+                    "with several processes (DDP) that is not supported: remove them from tasks or unfreeze them"
+                )
         optimizer = build_optimizer(model, cfg.optim, list(weighting.parameters()) if weighting else [])
         scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
         streams = {
@@ -256,7 +275,7 @@ class Trainer:
         }
         if self.resume:
             saved, extra = load_training_state(last_dir, optimizer, scheduler)
-            state.update(saved["state"])
+            state.update(saved["state"], stopped_early=False)
             for n, s in saved["streams"].items():
                 streams[n].load_state_dict(s)
             if weighting is not None and "log_vars" in extra:
@@ -268,7 +287,10 @@ class Trainer:
                 yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
             )
         log = MetricsLog(self.run_dir, state["step"] if self.resume else None) if main else None
-        prepared, optimizer = accelerator.prepare(model, optimizer)
+        if cfg.freezing.strategy == "all":
+            prepared = model  # nothing trains: no DDP wrapper (DDP refuses a module without trainable parameters)
+        else:
+            prepared, optimizer = accelerator.prepare(model, optimizer)
         collate = DataCollator(model.encoder.tokenizer)
 
         def trainable_note() -> str:
@@ -377,6 +399,11 @@ class Trainer:
                         weighted = weighting(name, loss) if weighting else loss * cfg.tasks[name].loss_weight
                         if weighted.requires_grad:
                             accelerator.backward(weighted)
+                        grad = weighting.log_vars.grad if weighting is not None else None
+                        if grad is not None and world > 1 and accelerator.sync_gradients:
+                            # the log-variances live outside the DDP-wrapped model: average their gradients
+                            # by hand, or every process drifts to its own loss weights
+                            weighting.log_vars.grad = accelerator.reduce(grad, "mean")
                         if accelerator.sync_gradients and cfg.optim.max_grad_norm:
                             params = [p for p in prepared.parameters() if p.grad is not None]
                             if params:
@@ -396,6 +423,7 @@ class Trainer:
                     if main:
                         epoch = step * accum / micro_per_epoch
                         lr = scheduler.get_last_lr()[0]
+                        task_weights = weighting.weights() if weighting else {}
                         for n, value in means.items():
                             log.log(
                                 {
@@ -407,6 +435,7 @@ class Trainer:
                                     "batches": len(losses[n]),
                                     "lr": lr,
                                     "examples_per_s": rate,
+                                    **({"loss_weight": task_weights[n]} if task_weights else {}),
                                 }
                             )
                     info = " | ".join(f"{n} {v:.3f}" for n, v in means.items()) + f" | {rate:.0f} ex/s"
