@@ -99,38 +99,42 @@ def encode(
     file: Path | None = FileOpt,
     output: Path | None = typer.Option(None, "--output", "-o", help="Write .npy or .jsonl (default: JSONL on stdout)."),
     model: str | None = ModelOpt,
-    batch_size: int = typer.Option(32, min=1),
+    batch_size: int | None = typer.Option(None, min=1, help="Cap on sentences per batch (default: token budget)."),
+    max_tokens: int = typer.Option(8192, min=1, help="Padded tokens per batch (sentences are sorted by length)."),
+    chunk_size: int = typer.Option(10_000, min=1, help="Lines read, encoded and written at a time from a file."),
     normalize: bool = typer.Option(True, help="L2-normalise the embeddings."),
     pooling: str | None = typer.Option(None, help="Pooling for a raw backbone: mean, cls, max or attention."),
-    precision: str = typer.Option("fp32", help="fp32 or bf16."),
+    precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has bf16 units), fp32, bf16 or int8."),
 ) -> None:
-    """Embed sentences into vectors."""
+    """Embed sentences into vectors; a file (or stdin) is streamed in chunks, so its size does not matter."""
     import numpy as np
 
+    from mtsent.inference import encode_file, jsonl_records
+
     with user_errors():
-        texts = gather_sentences(sentences, file)
         if pooling is not None:
             from mtsent.encoder import SentenceEncoder
 
             encoder = SentenceEncoder(model, pooling=pooling)
         else:
             encoder = load_model(model).encoder
-        vectors = encoder.encode(texts, batch_size=batch_size, normalize=normalize, precision=precision)
-        if output is not None and output.suffix == ".npy":
-            np.save(output, vectors)
-        elif output is not None and output.suffix not in (".jsonl", ".json"):
-            raise ValueError(f"--output must end in .npy or .jsonl, got {output.name}")
+        options = {"batch_size": batch_size, "max_tokens": max_tokens, "normalize": normalize, "precision": precision}
+        if not sentences and (file is not None or not sys.stdin.isatty()):
+            count, dim = encode_file(encoder, file or Path("-"), output, chunk_size=chunk_size, **options)
         else:
-            lines = "".join(
-                json.dumps({"sentence": t, "embedding": [round(float(x), 6) for x in v]}) + "\n"
-                for t, v in zip(texts, vectors)
-            )
-            if output is None:
-                sys.stdout.write(lines)
+            texts = gather_sentences(sentences, file)
+            if output is not None and output.suffix not in (".npy", ".jsonl", ".json"):
+                raise ValueError(f"--output must end in .npy or .jsonl, got {output.name}")
+            vectors = encoder.encode(texts, **options)
+            count, dim = vectors.shape
+            if output is not None and output.suffix == ".npy":
+                np.save(output, vectors)
+            elif output is None:
+                sys.stdout.write(jsonl_records(texts, vectors))
             else:
-                output.write_text(lines, encoding="utf-8")
+                output.write_text(jsonl_records(texts, vectors), encoding="utf-8")
         if output is not None:
-            err_console.print(f"wrote {len(texts)} embeddings of size {vectors.shape[1]} to {output}")
+            err_console.print(f"wrote {count} embeddings of size {dim} to {output}")
 
 
 @app.command()

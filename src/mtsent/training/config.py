@@ -119,6 +119,14 @@ class TrainConfig(_Strict):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_null_tasks(cls, raw: Any) -> Any:
+        """`--set tasks.topic=null` removes a task from a config: handy for single-task runs of a shared file."""
+        if isinstance(raw, dict) and isinstance(raw.get("tasks"), dict):
+            raw = {**raw, "tasks": {k: v for k, v in raw["tasks"].items() if v is not None}}
+        return raw
+
     @model_validator(mode="after")
     def _cross_checks(self) -> TrainConfig:
         unknown = [h for h in self.freezing.frozen_heads if h not in self.tasks]

@@ -1,0 +1,227 @@
+"""The measured studies behind docs/RESULTS.md and docs/discussion.md (issue 5), one command each.
+
+    python benchmarks/studies.py main                  # the 3-task model on the real data
+    python benchmarks/studies.py separate              # 3-task model against three single-task models
+    python benchmarks/studies.py freezing              # none / backbone / embeddings / progressive
+    python benchmarks/studies.py imbalance             # sampling strategies, loss weighting, class weights
+    python benchmarks/studies.py add-task              # add a third head later to a frozen 2-task model
+    python benchmarks/studies.py table STUDY           # print the markdown table of a study from its JSON
+
+Every run is `Trainer(configs/multitask.yaml + overrides).fit()` with a fixed step budget (`--steps`), so a
+study is a list of overrides. Results are appended to docs/results/study_<name>.json after each run, and a run
+already there (same name and seed) is skipped: an interrupted study continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from mtsent.data import MultiTaskSampler, steps_per_epoch
+from mtsent.model import MultiTaskModel
+from mtsent.training import Trainer, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "multitask.yaml"
+RESULTS = ROOT / "docs" / "results"
+TASKS = ("ner", "sentiment", "topic")
+
+
+def run(study: str, name: str, seed: int, overrides: list[str], args: argparse.Namespace) -> dict:
+    """Train one configuration (or reuse its stored result) and return its record."""
+    out = RESULTS / f"study_{study}.json"
+    records = json.loads(out.read_text()) if out.exists() else []
+    for r in records:
+        if r["name"] == name and r["seed"] == seed:
+            print(f"[{study}] {name} seed {seed}: stored, skipping")
+            return r
+    run_dir = Path(args.runs) / study / f"{name}-s{seed}"
+    base = [
+        f"name={name}",
+        f"output.dir={run_dir}",
+        f"training.seed={seed}",
+        f"training.max_steps={args.steps}",
+        f"evaluation.every_steps={args.eval_every or args.steps}",
+        "evaluation.patience=null",
+    ]
+    config = load_config(CONFIG, base + args.set + overrides)
+    started = time.perf_counter()
+    summary = Trainer(config, show_progress=args.progress, resume=(run_dir / "last").is_dir()).fit()
+    record = {
+        "name": name,
+        "seed": seed,
+        "overrides": overrides,
+        "steps": summary["steps"],
+        "tasks": list(config.tasks),
+        "best_step": summary["best"]["step"],
+        "main": summary["best"]["main"],
+        "final_main": {t: m["main"] for t, m in summary["best_metrics"].items()},
+        "train_seconds": summary["durations_s"]["train"],
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "train_examples_per_s": summary["train_examples_per_s"],
+        "trainable_parameters": summary["parameters"]["trainable_at_end"],
+        "run_dir": str(run_dir),
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+    }
+    records.append(record)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(records, indent=2) + "\n")
+    return record
+
+
+def task_batches(steps: int, seed: int, extra: list[str]) -> dict[str, int]:
+    """How many batches each task gets in a multi-task run: the budget of the matching single-task runs."""
+    config = load_config(CONFIG, extra)
+    sizes = {}
+    from mtsent.data import load_task_data
+
+    for name, t in config.tasks.items():
+        sizes[name] = len(load_task_data(name, t.type, t.data, None).train)
+    sampler = MultiTaskSampler(sizes, config.sampling.strategy, config.sampling.temperature, seed, steps)
+    counts = Counter(sampler.sample(s) for s in range(steps))
+    print(f"task sizes {sizes}, epoch = {steps_per_epoch(sizes, config.training.batch_size)} steps, batches {counts}")
+    return dict(counts)
+
+
+def study_main(args) -> None:
+    for seed in args.seeds:
+        run("main", "multitask", seed, [], args)
+
+
+def study_separate(args) -> None:
+    for seed in args.seeds:
+        run("separate", "multitask", seed, [], args)
+        budget = task_batches(args.steps, seed, args.set)
+        for task in TASKS:
+            drop = [f"tasks.{t}=null" for t in TASKS if t != task]
+            single = argparse.Namespace(**{**vars(args), "steps": budget[task]})
+            run("separate", f"single-{task}", seed, drop, single)
+
+
+def study_freezing(args) -> None:
+    variants = {
+        "none": [],
+        "backbone": ["freezing.strategy=backbone"],
+        "embeddings": ["freezing.freeze_embeddings=true"],
+        "progressive": ["freezing.strategy=progressive", f"freezing.unfreeze_every={max(1, args.steps // 8)}"],
+    }
+    for seed in args.seeds:
+        for name, overrides in variants.items():
+            run("freezing", name, seed, overrides, args)
+
+
+def study_imbalance(args) -> None:
+    variants = {
+        "proportional": [],
+        "temperature-2": ["sampling.strategy=temperature", "sampling.temperature=2"],
+        "round-robin": ["sampling.strategy=round_robin"],
+        "annealed": ["sampling.strategy=annealed"],
+        "uncertainty-weighting": ["training.loss_weighting=uncertainty"],
+        "class-weights": [f"tasks.{t}.class_weights=inverse" for t in TASKS],
+    }
+    for seed in args.seeds:
+        for name, overrides in variants.items():
+            run("imbalance", name, seed, overrides, args)
+
+
+def study_add_task(args) -> None:
+    """Train ner+sentiment, add topic with the encoder and old heads frozen, check old outputs are unchanged."""
+    from mtsent.data import load_task_data
+
+    config = load_config(CONFIG, args.set)
+    probe = {}
+    for t in ("ner", "sentiment"):
+        dev = load_task_data(t, config.tasks[t].type, config.tasks[t].data, None).dev[:200]
+        probe[t] = [" ".join(e.tokens) if hasattr(e, "tokens") else e.text for e in dev]
+    for seed in args.seeds:
+        first = run("add_task", "two-tasks", seed, ["tasks.topic=null"], args)
+        before = MultiTaskModel.from_pretrained(Path(first["run_dir"]) / "best", device="cpu")
+        added = run(
+            "add_task",
+            "add-topic-frozen",
+            seed,
+            [
+                f"init_from={Path(first['run_dir']) / 'best'}",
+                "freezing.strategy=backbone",
+                "freezing.frozen_heads=[ner, sentiment]",
+            ],
+            args,
+        )
+        after = MultiTaskModel.from_pretrained(Path(added["run_dir"]) / "best", device="cpu")
+        identical = {}
+        for t, texts in probe.items():
+            with torch.inference_mode():
+                a = before.predict(texts, tasks=[t])
+                b = after.predict(texts, tasks=[t])
+            identical[t] = all(x[t] == y[t] for x, y in zip(a, b, strict=True))
+        joint = run("add_task", "joint-three-tasks", seed, [], args)
+        out = RESULTS / "study_add_task.json"
+        records = json.loads(out.read_text())
+        for r in records:
+            if r["name"] == "add-topic-frozen" and r["seed"] == seed:
+                r["old_task_predictions_identical"] = identical
+        out.write_text(json.dumps(records, indent=2) + "\n")
+        print(f"old tasks identical: {identical}; topic added {added['main']} vs joint {joint['main']}")
+
+
+def table(study: str) -> str:
+    """Markdown table: one row per configuration, mean (and spread over seeds) of each task's main metric."""
+    records = json.loads((RESULTS / f"study_{study}.json").read_text())
+    names = list(dict.fromkeys(r["name"] for r in records))
+    lines = [
+        "| run | seeds | " + " | ".join(TASKS) + " | steps | train time (s) | examples/s |",
+        "|---|---:|" + "---:|" * (len(TASKS) + 3),
+    ]
+    for name in names:
+        rows = [r for r in records if r["name"] == name]
+        cells = []
+        for t in TASKS:
+            vals = [100 * r["main"][t] for r in rows if t in r["main"]]
+            if not vals:
+                cells.append("")
+            elif len(vals) == 1:
+                cells.append(f"{vals[0]:.2f}")
+            else:
+                cells.append(f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}")
+        secs = statistics.mean(r["train_seconds"] for r in rows)
+        rate = statistics.mean(r["train_examples_per_s"] or 0 for r in rows)
+        lines.append(
+            f"| {name} | {len(rows)} | " + " | ".join(cells) + f" | {rows[0]['steps']} | {secs:.0f} | {rate:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study", choices=["main", "separate", "freezing", "imbalance", "add-task", "table"])
+    parser.add_argument("name", nargs="?", help="with `table`: which study")
+    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per run (the budget)")
+    parser.add_argument("--eval-every", type=int, default=None, help="default: once, at the end")
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[13])
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "studies"))
+    parser.add_argument("--set", action="append", default=[], help="extra config override for every run")
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args()
+    if args.study == "table":
+        print(table(args.name.replace("-", "_")))
+        return
+    {
+        "main": study_main,
+        "separate": study_separate,
+        "freezing": study_freezing,
+        "imbalance": study_imbalance,
+        "add-task": study_add_task,
+    }[args.study](args)
+
+
+if __name__ == "__main__":
+    main()
