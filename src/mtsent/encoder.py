@@ -8,17 +8,24 @@ order, sorting by length internally so that batches carry little padding.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from mtsent.config import DEFAULT_BACKBONE, EncoderConfig
+from mtsent.inference import (
+    DEFAULT_MAX_TOKENS,
+    PRECISIONS,
+    inference_copy,
+    precision_context,
+    token_budget_batches,
+)
 from mtsent.inputs import check_sentences
 from mtsent.pooling import Pooling
 
@@ -31,9 +38,6 @@ __all__ = [
     "load_backbone",
     "precision_context",
 ]
-
-Precision = Literal["fp32", "bf16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 
 def default_backbone_path() -> Path:
@@ -110,15 +114,6 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> tuple[nn.Module, obje
     if getattr(model, "pooler", None) is not None:
         model.pooler = None
     return model, tokenizer, _default_max_length(local, tokenizer, model)
-
-
-def precision_context(device: torch.device, precision: str):
-    """Autocast context for a precision name; bf16 uses AMX on recent Intel CPUs and tensor cores on GPUs."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
 
 
 @contextmanager
@@ -249,33 +244,42 @@ class SentenceEncoder(nn.Module):
     @staticmethod
     def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
         """Indices sorted longest first and cut into batches: similar lengths share a batch, little padding."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        return token_budget_batches(lengths, max_tokens=sys.maxsize, max_batch=batch_size)
+
+    @staticmethod
+    def _batches(lengths: Sequence[int], batch_size: int | None, max_tokens: int | None) -> list[list[int]]:
+        """Token-budget batches (capped at `batch_size` sentences when given), or fixed-size ones without a budget."""
+        if max_tokens is None:
+            return token_budget_batches(lengths, max_tokens=sys.maxsize, max_batch=batch_size or 32)
+        return token_budget_batches(lengths, max_tokens=max_tokens, max_batch=batch_size)
 
     # ---------------------------------------------------------------- public encoding API
     @torch.inference_mode()
     def encode(
         self,
         sentences: Sequence[str],
-        batch_size: int = 32,
+        batch_size: int | None = None,
         normalize: bool | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
         convert_to_numpy: bool = True,
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
     ) -> np.ndarray | Tensor:
         """Embed sentences; returns a (n, dim) float32 array (or tensor) in input order.
 
         `normalize` overrides the encoder's setting for this call (True gives unit vectors, so a dot product is
-        the cosine similarity).
+        the cosine similarity). Sentences are sorted by length and batched by a budget of `max_tokens` padded
+        tokens (and at most `batch_size` sentences when given; `max_tokens=None` gives fixed batches of
+        `batch_size`, default 32). `precision` is auto, fp32, bf16 or int8 (see mtsent.inference); `auto` is bf16
+        where the hardware has bf16 units. fp32 is the mode that matches sentence-transformers to 1e-4 cosine.
         """
         sentences = check_sentences(sentences)
         features = self.tokenize(sentences)
         lengths = [len(ids) for ids in features["input_ids"]]
         out = torch.empty(len(sentences), self.dim, dtype=torch.float32)
         with eval_mode(self), precision_context(self.device, precision):
-            for batch in self.length_batches(lengths, batch_size):
-                result = self(**self.pad(features, batch))
+            runner = inference_copy(self, precision)
+            for batch in self._batches(lengths, batch_size, max_tokens):
+                result = runner(**self.pad(features, batch))
                 emb = result.pooled.float()
                 if normalize if normalize is not None else self.config.normalize:
                     emb = nn.functional.normalize(emb, p=2, dim=-1)
@@ -284,16 +288,24 @@ class SentenceEncoder(nn.Module):
 
     @torch.inference_mode()
     def encode_tokens(
-        self, sentences: Sequence[str], batch_size: int = 32, precision: str = "fp32"
+        self,
+        sentences: Sequence[str],
+        batch_size: int | None = None,
+        precision: str = "auto",
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
     ) -> list[TokenEmbeddings]:
-        """Contextual sub-word embeddings of each sentence (special tokens left out) with character offsets."""
+        """Contextual sub-word embeddings of each sentence (special tokens left out) with character offsets.
+
+        Batching and `precision` work as in `encode`.
+        """
         sentences = check_sentences(sentences)
         features = self.tokenize(sentences, return_offsets_mapping=True, return_special_tokens_mask=True)
         lengths = [len(ids) for ids in features["input_ids"]]
         results: list[TokenEmbeddings | None] = [None] * len(sentences)
         with eval_mode(self), precision_context(self.device, precision):
-            for batch in self.length_batches(lengths, batch_size):
-                tokens = self(**self.pad(features, batch)).token_embeddings.float().cpu()
+            runner = inference_copy(self, precision)
+            for batch in self._batches(lengths, batch_size, max_tokens):
+                tokens = runner(**self.pad(features, batch)).token_embeddings.float().cpu()
                 for row, i in enumerate(batch):
                     keep = [j for j, special in enumerate(features["special_tokens_mask"][i]) if not special]
                     ids = [features["input_ids"][i][j] for j in keep]

@@ -19,6 +19,7 @@ from mtsent.checkpoint import is_mtsent_dir, read_model_dir, write_model_dir
 from mtsent.config import HeadConfig, ModelConfig
 from mtsent.encoder import SentenceEncoder, eval_mode, precision_context
 from mtsent.heads import build_head
+from mtsent.inference import DEFAULT_MAX_TOKENS, inference_copy
 from mtsent.inputs import check_sentences
 from mtsent.spans import EntitySpan, Word, entity_spans, split_words
 
@@ -206,10 +207,15 @@ class MultiTaskModel(nn.Module):
         self,
         texts: Sequence[str],
         tasks: Sequence[str] | None = None,
-        batch_size: int = 32,
-        precision: str = "fp32",
+        batch_size: int | None = None,
+        precision: str = "auto",
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
     ) -> list[dict[str, SentencePrediction | TokenPrediction]]:
-        """Answer the requested tasks (default: all) for each text, in input order."""
+        """Answer the requested tasks (default: all) for each text, in input order.
+
+        Batching (`batch_size`, `max_tokens`) and `precision` work as in `SentenceEncoder.encode`: one pass of the
+        shared encoder per batch answers every task.
+        """
         texts = check_sentences(texts, "texts")
         names = self.check_tasks(tasks)
         if not names:
@@ -227,14 +233,15 @@ class MultiTaskModel(nn.Module):
         pad_id = self.encoder.tokenizer.pad_token_id or 0
         lengths = [len(w.input_ids) for w in windows]
         with eval_mode(self), precision_context(self.device, precision):
-            for batch in SentenceEncoder.length_batches(lengths, batch_size):
+            runner = inference_copy(self, precision)
+            for batch in SentenceEncoder._batches(lengths, batch_size, max_tokens):
                 width = max(lengths[k] for k in batch)
                 ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
                 for row, k in enumerate(batch):
                     ids[row, : lengths[k]] = torch.tensor(windows[k].input_ids)
                     mask[row, : lengths[k]] = 1
-                out = self(ids.to(self.device), mask.to(self.device), tasks=names)
+                out = runner(ids.to(self.device), mask.to(self.device), tasks=names)
                 probs = {n: torch.softmax(out.logits[n].float(), dim=-1).cpu() for n in names}
                 for row, k in enumerate(batch):
                     win = windows[k]

@@ -1,0 +1,139 @@
+"""Every inference mode agrees with fp32 within its guard; token-budget batching; streaming encode to files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mtsent.inference import (
+    PRECISIONS,
+    encode_file,
+    inference_copy,
+    resolve_precision,
+    token_budget_batches,
+)
+
+SENTENCES = [
+    "A man is playing the cello.",
+    "The new movie is wonderful and moving, a real delight.",
+    "This was the worst meal I have ever had.",
+    "Apple shares rose 5% after the quarterly earnings report.",
+    "Manchester United beat Arsenal 2-1 at Old Trafford on Sunday.",
+    "Angela Merkel met Emmanuel Macron in Berlin.",
+    "ok",
+    "A very long sentence " + "that keeps going and going " * 20 + "until it ends.",
+]
+# min cosine to fp32 per mode: bf16 keeps ~3 significant digits; int8 leaves the down-projections in float
+# (see mtsent.inference) and still moves short inputs most
+MIN_COSINE = {"fp32": 0.99999, "auto": 0.999, "bf16": 0.999, "int8": 0.9}
+
+
+@pytest.fixture(scope="module")
+def reference(encoder) -> np.ndarray:
+    return encoder.encode(SENTENCES, precision="fp32")
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_modes_agree_with_fp32(encoder, reference, precision: str) -> None:
+    emb = encoder.encode(SENTENCES, precision=precision)
+    assert emb.shape == reference.shape and emb.dtype == np.float32
+    cosine = (emb * reference).sum(axis=1)
+    assert cosine.min() >= MIN_COSINE[precision]
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+
+
+def test_batching_does_not_change_embeddings(encoder, reference) -> None:
+    budget = encoder.encode(SENTENCES, precision="fp32", max_tokens=64)
+    fixed = encoder.encode(SENTENCES, precision="fp32", max_tokens=None, batch_size=3)
+    assert np.allclose(budget, reference, atol=1e-5) and np.allclose(fixed, reference, atol=1e-5)
+
+
+def test_encode_tokens_bf16_close_to_fp32(encoder) -> None:
+    ref = encoder.encode_tokens(SENTENCES[:3], precision="fp32")
+    low = encoder.encode_tokens(SENTENCES[:3], precision="bf16")
+    for a, b in zip(ref, low):
+        assert a.tokens == b.tokens
+        cos = (
+            (a.embeddings * b.embeddings).sum(1)
+            / np.linalg.norm(a.embeddings, axis=1)
+            / np.linalg.norm(b.embeddings, axis=1)
+        )
+        assert cos.min() > 0.99
+
+
+@pytest.mark.parametrize(("precision", "max_prob_diff"), [("bf16", 0.02), ("int8", 0.1)])
+def test_predict_modes_agree_with_fp32(tiny_model, precision: str, max_prob_diff: float) -> None:
+    ref = tiny_model.predict(SENTENCES, precision="fp32")
+    low = tiny_model.predict(SENTENCES, precision=precision)
+    for r, p in zip(ref, low):
+        for task in ("sentiment", "topic"):
+            diffs = [abs(r[task].scores[k] - p[task].scores[k]) for k in r[task].scores]
+            assert max(diffs) <= max_prob_diff
+            ranked = sorted(r[task].scores.values(), reverse=True)
+            if ranked[0] - ranked[1] > 2 * max_prob_diff:  # clear-cut: the label cannot flip within the bound
+                assert p[task].label == r[task].label
+        assert p["ner"].words == r["ner"].words
+
+
+def test_inference_copy_is_cached_outside_the_module_and_follows_the_weights() -> None:
+    module = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    keys = list(module.state_dict())
+    assert inference_copy(module, "fp32") is module
+    first = inference_copy(module, "int8")
+    assert first is not module and inference_copy(module, "int8") is first
+    assert list(module.state_dict()) == keys  # nothing registered on the module: checkpoints are unchanged
+    with torch.no_grad():
+        module[0].weight.add_(1.0)  # an optimiser step updates weights in place
+    assert inference_copy(module, "int8") is not first
+    bf16 = inference_copy(module, "bf16")
+    assert next(bf16.parameters()).dtype == torch.bfloat16 and next(module.parameters()).dtype == torch.float32
+
+
+def test_precision_names() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) in ("bf16", "fp32")
+    with pytest.raises(ValueError, match="unknown precision"):
+        resolve_precision("fp8", cpu)
+
+
+def test_token_budget_batches() -> None:
+    lengths = [5, 50, 3, 20, 20, 7, 300, 1]
+    batches = token_budget_batches(lengths, max_tokens=60)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
+    for b in batches:
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 60
+    assert all(len(b) <= 2 for b in token_budget_batches(lengths, max_tokens=10_000, max_batch=2))
+    with pytest.raises(ValueError):
+        token_budget_batches(lengths, max_tokens=0)
+
+
+def test_encode_file_streams_npy_and_jsonl(encoder, reference, tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(SENTENCES[:5]) + "\n\n  \n" + "\n".join(SENTENCES[5:]) + "\n", encoding="utf-8")
+    npy = tmp_path / "out.npy"
+    assert encode_file(encoder, source, npy, chunk_size=3, precision="fp32") == (len(SENTENCES), encoder.dim)
+    assert np.allclose(np.load(npy), reference, atol=1e-5)
+    jsonl = tmp_path / "out.jsonl"
+    encode_file(encoder, source, jsonl, chunk_size=2, precision="fp32")
+    records = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    assert [r["sentence"] for r in records] == SENTENCES
+    assert np.allclose(np.array([r["embedding"] for r in records]), reference, atol=1e-5)
+
+
+def test_encode_file_reports_bad_input(encoder, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\n\xff broken\n")
+    with pytest.raises(ValueError, match="line 2"):
+        encode_file(encoder, bad, tmp_path / "o.npy")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n \n", encoding="utf-8")
+    with pytest.raises(ValueError, match="holds no sentences"):
+        encode_file(encoder, empty, tmp_path / "o.npy")
+    with pytest.raises(ValueError, match="must end in"):
+        encode_file(encoder, bad, tmp_path / "o.txt")
