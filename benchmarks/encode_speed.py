@@ -39,7 +39,7 @@ def contenders() -> dict[str, Encode]:
         "sentence-transformers fp32": st(st32),
         "sentence-transformers bf16": st(st16),
         "mtsent fp32": lambda s: ours.encode(s, precision="fp32"),
-        "mtsent default (auto = bf16 here)": lambda s: ours.encode(s),
+        "mtsent auto (= bf16 here)": lambda s: ours.encode(s, precision="auto"),
         "mtsent int8": lambda s: ours.encode(s, precision="int8"),
     }
 

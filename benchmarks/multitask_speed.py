@@ -76,7 +76,7 @@ def main() -> None:
         "Hugging Face x3, fp32": hf_pipeline(args.batch_size, bf16=False),
         "Hugging Face x3, bf16 autocast": hf_pipeline(args.batch_size, bf16=True),
         "mtsent one pass, fp32": lambda t: model.predict(t, batch_size=args.batch_size, precision="fp32"),
-        "mtsent one pass, default (auto = bf16 here)": lambda t: model.predict(t, batch_size=args.batch_size),
+        "mtsent one pass, auto (= bf16 here)": lambda t: model.predict(t, batch_size=args.batch_size, precision="auto"),
     }
     times: dict[str, list[float]] = {name: [] for name in runs}
     for run in runs.values():

@@ -28,20 +28,20 @@ def _variant(encoder, **overrides) -> SentenceEncoder:
 
 @pytest.fixture(scope="module")
 def embeddings(encoder):
-    return encoder.encode(SENTENCES, batch_size=2)
+    return encoder.encode(SENTENCES, batch_size=2, precision="fp32")
 
 
 def test_shape_dtype_and_dim(encoder, embeddings):
     assert embeddings.shape == (len(SENTENCES), 384) == (len(SENTENCES), encoder.dim)
     assert embeddings.dtype == np.float32
     assert encoder.hidden_size == 384 and encoder.max_length == 256
-    assert isinstance(encoder.encode(SENTENCES[:1], convert_to_numpy=False), torch.Tensor)
+    assert isinstance(encoder.encode(SENTENCES[:1], convert_to_numpy=False, precision="fp32"), torch.Tensor)
 
 
 def test_input_order_kept_despite_length_sorting(encoder, embeddings):
     for i in (1, 2):  # the longest and the shortest, alone
-        np.testing.assert_allclose(encoder.encode([SENTENCES[i]])[0], embeddings[i], atol=1e-5)
-    reversed_ = encoder.encode(SENTENCES[::-1], batch_size=3)
+        np.testing.assert_allclose(encoder.encode([SENTENCES[i]], precision="fp32")[0], embeddings[i], atol=1e-5)
+    reversed_ = encoder.encode(SENTENCES[::-1], batch_size=3, precision="fp32")
     np.testing.assert_allclose(reversed_[::-1], embeddings, atol=1e-5)
 
 
@@ -53,7 +53,7 @@ def test_length_batches_sorted_longest_first_and_complete():
 
 
 def test_similar_sentences_are_closer(encoder, embeddings):
-    sim = encoder.similarity(SENTENCES)
+    sim = encoder.similarity(SENTENCES, precision="fp32")
     np.testing.assert_allclose(sim, embeddings @ embeddings.T, atol=1e-5)
     assert sim.shape == (len(SENTENCES), len(SENTENCES))
     np.testing.assert_allclose(np.diag(sim), 1.0, atol=1e-5)
@@ -64,11 +64,11 @@ def test_similar_sentences_are_closer(encoder, embeddings):
 
 def test_normalize_on_and_off(encoder, embeddings):
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
-    raw = encoder.encode(SENTENCES, normalize=False)
+    raw = encoder.encode(SENTENCES, normalize=False, precision="fp32")
     assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0, atol=1e-3)
     np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), embeddings, atol=1e-5)
     unnormalised = _variant(encoder, normalize=False)
-    np.testing.assert_allclose(unnormalised.encode(SENTENCES), raw, atol=1e-5)
+    np.testing.assert_allclose(unnormalised.encode(SENTENCES, precision="fp32"), raw, atol=1e-5)
 
 
 def test_forward_returns_tokens_pooled_and_unit_sentence_embedding(encoder):
@@ -85,11 +85,11 @@ def test_projection_changes_dim(encoder):
     torch.manual_seed(0)
     projected = _variant(encoder, projection_dim=64)
     assert projected.dim == 64 and projected.hidden_size == 384
-    out = projected.encode(SENTENCES[:3])
+    out = projected.encode(SENTENCES[:3], precision="fp32")
     assert out.shape == (3, 64)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     # the projection's dropout is off at inference: repeated calls agree
-    np.testing.assert_array_equal(out, projected.encode(SENTENCES[:3]))
+    np.testing.assert_array_equal(out, projected.encode(SENTENCES[:3], precision="fp32"))
     assert projected.training is False
 
 
@@ -100,7 +100,7 @@ def _fold(text: str) -> str:
 
 def test_encode_tokens_offsets_slice_the_original_text(encoder):
     texts = ["Hello, World! Tokenization is unbelievably fun.", "Zoë visited the Café in São Paulo"]
-    results = encoder.encode_tokens(texts)
+    results = encoder.encode_tokens(texts, precision="fp32")
     assert len(results) == 2
     for text, r in zip(texts, results):
         assert len(r.tokens) == len(r.offsets) == r.embeddings.shape[0]
@@ -112,7 +112,7 @@ def test_encode_tokens_offsets_slice_the_original_text(encoder):
 
 
 def test_encode_tokens_consistent_with_forward(encoder):
-    r = encoder.encode_tokens(["a short one", SENTENCES[1]], batch_size=2)[0]
+    r = encoder.encode_tokens(["a short one", SENTENCES[1]], batch_size=2, precision="fp32")[0]
     batch = encoder.pad(encoder.tokenize(["a short one"]), [0])
     with torch.no_grad(), eval_mode(encoder):
         tokens = encoder(**batch).token_embeddings[0, 1:-1]
@@ -121,9 +121,9 @@ def test_encode_tokens_consistent_with_forward(encoder):
 
 def test_long_input_truncated_to_max_length(encoder):
     long_text = " ".join(["word"] * 600)
-    r = encoder.encode_tokens([long_text])[0]
+    r = encoder.encode_tokens([long_text], precision="fp32")[0]
     assert len(r.tokens) == encoder.max_length - 2
-    assert encoder.encode([long_text]).shape == (1, 384)
+    assert encoder.encode([long_text], precision="fp32").shape == (1, 384)
 
 
 def test_bf16_close_to_fp32(encoder, embeddings):
@@ -140,10 +140,10 @@ def test_unknown_precision(encoder):
 
 def test_encode_runs_in_eval_mode_and_restores_training_mode(encoder):
     variant = _variant(encoder, projection_dim=32)
-    expected = variant.encode(SENTENCES[:2])
+    expected = variant.encode(SENTENCES[:2], precision="fp32")
     try:
         variant.train()  # dropout on: encode must still be deterministic, then leave the module training
-        np.testing.assert_array_equal(variant.encode(SENTENCES[:2]), expected)
+        np.testing.assert_array_equal(variant.encode(SENTENCES[:2], precision="fp32"), expected)
         assert variant.training and variant.backbone.training and variant.projection.training
     finally:
         variant.eval()  # the backbone is the shared session one
@@ -153,30 +153,30 @@ def test_encode_runs_in_eval_mode_and_restores_training_mode(encoder):
 # ---------------------------------------------------------------- bad input
 def test_empty_list(encoder):
     with pytest.raises(ValueError, match="empty"):
-        encoder.encode([])
+        encoder.encode([], precision="fp32")
 
 
 @pytest.mark.parametrize("blank", ["", "   "])
 def test_blank_item_names_index(encoder, blank):
     with pytest.raises(ValueError, match=r"sentences\[1\]"):
-        encoder.encode(["fine", blank])
+        encoder.encode(["fine", blank], precision="fp32")
     with pytest.raises(ValueError, match=r"sentences\[0\]"):
-        encoder.encode_tokens([blank])
+        encoder.encode_tokens([blank], precision="fp32")
 
 
 def test_non_string_item_names_index(encoder):
     with pytest.raises(TypeError, match=r"sentences\[2\] must be a string, got int"):
-        encoder.encode(["a", "b", 3])
+        encoder.encode(["a", "b", 3], precision="fp32")
 
 
 def test_bare_string(encoder):
     with pytest.raises(TypeError, match="not a single str"):
-        encoder.encode("a sentence")
+        encoder.encode("a sentence", precision="fp32")
 
 
 def test_batch_size_zero(encoder):
     with pytest.raises(ValueError, match="batch_size"):
-        encoder.encode(["a"], batch_size=0)
+        encoder.encode(["a"], batch_size=0, precision="fp32")
 
 
 def test_missing_local_directory(tmp_path):

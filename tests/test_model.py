@@ -20,7 +20,7 @@ TEXTS = ["Angela Merkel visited Paris last week.", "The match ended in a draw.",
 def predictions(tiny_model, encoder):
     was_training = encoder.training
     try:
-        return tiny_model.predict(TEXTS, batch_size=2)
+        return tiny_model.predict(TEXTS, batch_size=2, precision="fp32")
     finally:
         encoder.train(was_training)
 
@@ -104,7 +104,7 @@ def test_predict_token_tasks(predictions):
 def test_predict_matches_forward_logits(tiny_model):
     """For a short text: sentence probabilities = softmax(head(pooled)), word tag = argmax at its first piece."""
     text = TEXTS[0]
-    answer = tiny_model.predict([text])[0]
+    answer = tiny_model.predict([text], precision="fp32")[0]
     words = answer["ner"].words
     enc = tiny_model.encoder.tokenizer([words], is_split_into_words=True, return_tensors="pt")
     out = _forward(tiny_model, enc["input_ids"], enc["attention_mask"])
@@ -117,22 +117,22 @@ def test_predict_matches_forward_logits(tiny_model):
 
 
 def test_predict_is_independent_of_batching(tiny_model, predictions):
-    alone = tiny_model.predict([TEXTS[2]], tasks=["topic", "ner"])[0]
+    alone = tiny_model.predict([TEXTS[2]], tasks=["topic", "ner"], precision="fp32")[0]
     assert set(alone) == {"topic", "ner"}
     assert alone["topic"].scores == pytest.approx(predictions[2]["topic"].scores, abs=1e-5)
     assert alone["ner"].tags == predictions[2]["ner"].tags
 
 
 def test_predict_task_subset_and_string(tiny_model):
-    answer = tiny_model.predict(["Good game."], tasks="sentiment")[0]
+    answer = tiny_model.predict(["Good game."], tasks="sentiment", precision="fp32")[0]
     assert list(answer) == ["sentiment"]
-    answer = tiny_model.predict(["Good game."], tasks=["ner", "sentiment", "ner"])[0]
+    answer = tiny_model.predict(["Good game."], tasks=["ner", "sentiment", "ner"], precision="fp32")[0]
     assert list(answer) == ["ner", "sentiment"]
 
 
 def test_unknown_task_lists_valid_ones(tiny_model):
     with pytest.raises(ValueError, match="unknown task 'pos'; valid tasks: sentiment, topic, ner"):
-        tiny_model.predict(["x"], tasks=["sentiment", "pos"])
+        tiny_model.predict(["x"], tasks=["sentiment", "pos"], precision="fp32")
     batch = tiny_model.encoder.pad(tiny_model.encoder.tokenize(["x"]), [0])
     with pytest.raises(ValueError, match="unknown task 'pos'"):
         tiny_model(**batch, tasks=["pos"])
@@ -140,18 +140,18 @@ def test_unknown_task_lists_valid_ones(tiny_model):
 
 def test_predict_bad_input(tiny_model):
     with pytest.raises(ValueError, match=r"texts\[1\]"):
-        tiny_model.predict(["ok", " "])
+        tiny_model.predict(["ok", " "], precision="fp32")
     with pytest.raises(TypeError, match="not a single str"):
-        tiny_model.predict("a text")
+        tiny_model.predict("a text", precision="fp32")
 
 
 def test_predict_without_heads(encoder):
     bare = MultiTaskModel(encoder, [])
     with pytest.raises(ValueError, match="no task heads"):
-        bare.predict(["x"])
+        bare.predict(["x"], precision="fp32")
     with pytest.raises(ValueError, match="this model has no task heads"):
-        bare.predict(["x"], tasks=["ner"])
-    assert bare.encode(["x"]).shape == (1, 384)
+        bare.predict(["x"], tasks=["ner"], precision="fp32")
+    assert bare.encode(["x"], precision="fp32").shape == (1, 384)
 
 
 def test_add_task(encoder):
@@ -185,7 +185,7 @@ def test_heads_follow_the_projection(encoder):
     )
     assert model.heads["s"].net[-1].in_features == 32
     assert model.heads["t"].net[-1].in_features == 384
-    answer = model.predict(["one two three"])[0]
+    answer = model.predict(["one two three"], precision="fp32")[0]
     assert len(answer["t"].tags) == 3
 
 
@@ -196,7 +196,7 @@ LONG_TEXT = " ".join(LONG_WORDS)
 
 def test_long_text_every_word_gets_a_tag(tiny_model):
     assert len(tiny_model.encoder.tokenizer(LONG_TEXT)["input_ids"]) > tiny_model.encoder.max_length
-    answer = tiny_model.predict([LONG_TEXT, "short one"], tasks=["ner", "topic"])
+    answer = tiny_model.predict([LONG_TEXT, "short one"], tasks=["ner", "topic"], precision="fp32")
     ner = answer[0]["ner"]
     assert ner.words == LONG_WORDS
     assert len(ner.tags) == len(LONG_WORDS) == 600
@@ -225,7 +225,7 @@ def test_long_text_windows_overlap_and_fit(tiny_model):
 
 def test_word_without_subwords_still_gets_a_tag(tiny_model):
     text = "Berlin \u200b is big"  # a zero-width space: a "word" the tokenizer drops entirely
-    ner = tiny_model.predict([text], tasks=["ner"])[0]["ner"]
+    ner = tiny_model.predict([text], tasks=["ner"], precision="fp32")[0]["ner"]
     assert len(ner.tags) == len(ner.words)
 
 
@@ -242,7 +242,7 @@ def test_word_windows_every_window_adds_new_words(counts, budget, overlap):
 def test_predict_leaves_a_fresh_encoder_in_eval_mode(encoder):
     assert encoder.training is False
     model = MultiTaskModel(encoder, [{"name": "s", "type": "sentence_classification", "labels": ["x", "y"]}])
-    model.predict(["x"])
+    model.predict(["x"], precision="fp32")
     assert encoder.training is False  # dropout would now be on for encoder(**batch) and model(**batch)
 
 

@@ -100,11 +100,11 @@ def encode(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write .npy or .jsonl (default: JSONL on stdout)."),
     model: str | None = ModelOpt,
     batch_size: int | None = typer.Option(None, min=1, help="Cap on sentences per batch (default: token budget)."),
-    max_tokens: int = typer.Option(8192, min=1, help="Padded tokens per batch (sentences are sorted by length)."),
+    max_tokens: int = typer.Option(2048, min=1, help="Padded tokens per batch (sentences are sorted by length)."),
     chunk_size: int = typer.Option(10_000, min=1, help="Lines read, encoded and written at a time from a file."),
     normalize: bool = typer.Option(True, help="L2-normalise the embeddings."),
     pooling: str | None = typer.Option(None, help="Pooling for a raw backbone: mean, cls, max or attention."),
-    precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has bf16 units), fp32, bf16 or int8."),
+    precision: str = typer.Option("auto", help="auto (bf16 on bf16 hardware, else fp32), fp32 (exact), bf16 or int8."),
 ) -> None:
     """Embed sentences into vectors; a file (or stdin) is streamed in chunks, so its size does not matter."""
     import numpy as np

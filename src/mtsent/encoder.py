@@ -269,8 +269,8 @@ class SentenceEncoder(nn.Module):
         `normalize` overrides the encoder's setting for this call (True gives unit vectors, so a dot product is
         the cosine similarity). Sentences are sorted by length and batched by a budget of `max_tokens` padded
         tokens (and at most `batch_size` sentences when given; `max_tokens=None` gives fixed batches of
-        `batch_size`, default 32). `precision` is auto, fp32, bf16 or int8 (see mtsent.inference); `auto` is bf16
-        where the hardware has bf16 units. fp32 is the mode that matches sentence-transformers to 1e-4 cosine.
+        `batch_size`, default 32). `precision` is auto (the default: bf16 where the hardware has bf16 units,
+        else fp32), fp32 (exact, batch-invariant, matches sentence-transformers), bf16 or int8; see docs/speed.md.
         """
         sentences = check_sentences(sentences)
         features = self.tokenize(sentences)

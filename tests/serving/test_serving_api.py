@@ -179,7 +179,11 @@ def test_concurrent_requests_are_merged(base_url: str, served_app, served_model)
     assert all(r.status_code == 200 for r in responses)
     assert batcher.batches - before < len(sentences)  # some requests shared a forward pass
     rows = np.array([r.json()["embeddings"][0] for r in responses])
-    np.testing.assert_allclose(rows, served_model.encoder.encode(sentences), atol=1e-4)  # each got its own row
+    reference = served_model.encoder.encode(sentences)
+    # each request got its own row: bf16 (the default) differs by ~1e-3 between batch compositions, so compare
+    # closely, and check every row is nearest to its own sentence's reference
+    np.testing.assert_allclose(rows, reference, atol=1e-2)
+    assert (np.asarray(rows) @ reference.T).argmax(axis=1).tolist() == list(range(len(sentences)))
 
 
 def test_model_without_heads_refuses_predict(encoder) -> None:
