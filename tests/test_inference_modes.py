@@ -137,3 +137,24 @@ def test_encode_file_reports_bad_input(encoder, tmp_path: Path) -> None:
         encode_file(encoder, empty, tmp_path / "o.npy")
     with pytest.raises(ValueError, match="must end in"):
         encode_file(encoder, bad, tmp_path / "o.txt")
+
+
+def test_encode_file_interrupted_leaves_previous_output(encoder, tmp_path: Path, monkeypatch) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    npy = tmp_path / "out.npy"
+    npy.write_bytes(b"previous")
+    calls = {"n": 0}
+    real_encode = encoder.encode
+
+    def failing_encode(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_encode(*args, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode", failing_encode)
+    with pytest.raises(KeyboardInterrupt):
+        encode_file(encoder, source, npy, chunk_size=2, precision="fp32")
+    assert npy.read_bytes() == b"previous"  # the old file is untouched, no half-written array replaced it
+    assert not list(tmp_path.glob("*.partial"))

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import sys
 import tempfile
 import warnings
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import cache
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import torch
@@ -253,7 +254,20 @@ def jsonl_records(sentences: Sequence[str], vectors: np.ndarray) -> str:
 
 
 def _open_output(output: Path | None):
-    """The binary stream to write: the output file, or stdout when there is none."""
+    """The binary stream to write: stdout, or the output file written atomically (see `_atomic_file`)."""
     if output is None:
         return nullcontext(sys.stdout.buffer)
-    return output.open("wb")
+    return _atomic_file(output)
+
+
+@contextmanager
+def _atomic_file(output: Path) -> Iterator[BinaryIO]:
+    """Write to `output.partial` and rename it into place only once complete: a killed run never leaves an
+    .npy whose header promises rows that are not there, and an existing output survives a failed run."""
+    partial = output.with_name(output.name + ".partial")
+    try:
+        with partial.open("wb") as fh:
+            yield fh
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
