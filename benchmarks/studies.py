@@ -92,6 +92,16 @@ def task_batches(steps: int, seed: int, extra: list[str]) -> dict[str, int]:
     return dict(counts)
 
 
+def reuse_main(seed: int, steps: int) -> None:
+    """Copy the `main` study's 3-task run into another study instead of training the same model twice."""
+    main_file, out = RESULTS / "study_main.json", RESULTS / "study_separate.json"
+    mains = json.loads(main_file.read_text()) if main_file.exists() else []
+    records = json.loads(out.read_text()) if out.exists() else []
+    found = [r for r in mains if r["seed"] == seed and r["steps"] == steps]
+    if found and not any(r["name"] == "multitask" and r["seed"] == seed for r in records):
+        out.write_text(json.dumps([*records, found[0]], indent=2) + "\n")
+
+
 def study_main(args) -> None:
     for seed in args.seeds:
         run("main", "multitask", seed, [], args)
@@ -99,6 +109,7 @@ def study_main(args) -> None:
 
 def study_separate(args) -> None:
     for seed in args.seeds:
+        reuse_main(seed, args.steps)
         run("separate", "multitask", seed, [], args)
         budget = task_batches(args.steps, seed, args.set)
         for task in TASKS:

@@ -304,7 +304,7 @@ def evaluate(
     header: bool | None = typer.Option(None, "--header/--no-header", help="Whether the first row is a header."),
     tag_column: int = typer.Option(-1, help="Tag column of a CoNLL file."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the metrics as JSON."),
-    precision: str = typer.Option("fp32", help="fp32 or bf16."),
+    precision: str = typer.Option("fp32", help="fp32 (exact), bf16, int8 or auto."),
 ) -> None:
     """Score a model's task on any labelled file and print the metrics."""
     from mtsent.training.evaluation import evaluate_file

@@ -11,6 +11,7 @@ import torch
 from mtsent.data import DataCollator, SentenceExample, TokenExample, align_token_labels, encode_sentences
 from mtsent.data import bucketed_batches as length_batches
 from mtsent.encoder import eval_mode, precision_context
+from mtsent.inference import inference_copy
 from mtsent.metrics import MAIN_METRIC, sentence_metrics, token_metrics
 from mtsent.model import MultiTaskModel
 
@@ -54,9 +55,10 @@ def evaluate_task(
     lengths = [len(f["input_ids"]) for f in features]
     predicted: list[Any] = [None] * len(features)
     with eval_mode(model), precision_context(model.device, precision):
+        runner = inference_copy(model, precision)  # the same numerics as predict() for every precision
         for batch in length_batches(lengths, batch_size, seed=0, shuffle=False):
             inputs = collate([features[i] for i in batch])
-            out = model(inputs["input_ids"].to(model.device), inputs["attention_mask"].to(model.device), tasks=[task])
+            out = runner(inputs["input_ids"].to(model.device), inputs["attention_mask"].to(model.device), tasks=[task])
             ids = out.logits[task].float().argmax(dim=-1).cpu()
             for row, i in enumerate(batch):
                 predicted[i] = ids[row]

@@ -1,0 +1,64 @@
+"""Quality guard for a trained multi-task model: each task's dev metrics in every inference mode against fp32.
+
+    python benchmarks/quality_guard.py --model runs/multitask/best   # tasks' dev data from configs/multitask.yaml
+
+Target (issue 8): every mode within 0.3 points of fp32 on every task. Writes docs/results/quality_guard.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from mtsent.data import load_task_data
+from mtsent.model import MultiTaskModel
+from mtsent.training import load_config
+from mtsent.training.evaluation import encode_task, evaluate_task
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--config", default=str(ROOT / "configs" / "multitask.yaml"))
+    parser.add_argument("--modes", default="fp32,bf16,int8")
+    parser.add_argument("--output", default=str(ROOT / "docs" / "results" / "quality_guard.json"))
+    args = parser.parse_args()
+    model = MultiTaskModel.from_pretrained(args.model, device="cpu")
+    config = load_config(args.config)
+    results: dict[str, dict[str, float]] = {}
+    seconds: dict[str, float] = {}
+    for name in model.tasks:
+        spec = config.tasks[name]
+        dev = load_task_data(name, spec.type, spec.data, None).dev
+        features, _ = encode_task(model, name, dev, model.encoder.max_length)
+        for mode in args.modes.split(","):
+            started = time.perf_counter()
+            metrics = evaluate_task(model, name, dev, features, batch_size=128, precision=mode)
+            seconds[f"{name}/{mode}"] = round(time.perf_counter() - started, 2)
+            results.setdefault(name, {})[mode] = 100 * metrics["main"]
+            print(f"{name:10s} {mode:5s} {100 * metrics['main']:.2f}  ({seconds[f'{name}/{mode}']} s)")
+    rows = ["| task | " + " | ".join(args.modes.split(",")) + " | worst gap to fp32 |", "|---|" + "---:|" * 4]
+    for name, by_mode in results.items():
+        gap = max(abs(v - by_mode["fp32"]) for v in by_mode.values())
+        rows.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in by_mode.values()) + f" | {gap:.2f} |")
+    print("\n".join(rows))
+    payload = {
+        "model": args.model,
+        "main_metric_x100": results,
+        "eval_seconds": seconds,
+        "date": date.today().isoformat(),
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+    }
+    Path(args.output).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
