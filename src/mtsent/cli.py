@@ -342,7 +342,7 @@ def evaluate(
 @app.command()
 def demo(
     output: Path = typer.Option(Path("runs/demo"), "--output", "-o", help="Where the demo model is written."),
-    steps: int = typer.Option(150, min=1, help="Training steps on the built-in examples."),
+    steps: int = typer.Option(400, min=1, help="Training steps on the built-in examples."),
 ) -> None:
     """Train a 3-task model briefly on built-in examples, then embed, compare and predict."""
     from mtsent.demo import run_demo

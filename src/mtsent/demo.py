@@ -1,7 +1,7 @@
 """`mtsent demo`: the README's main job. Train three heads on built-in examples, then use the model.
 
 Everything it needs ships inside the package (src/mtsent/resources/demo), so it runs on a fresh machine with
-no data and no network, in about two minutes on two CPU cores.
+no data and no network, in about a minute on two CPU cores (60 s measured, see docs/RESULTS.md).
 """
 
 from __future__ import annotations
