@@ -51,3 +51,26 @@ def tiny_model_dir(tiny_model, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny"
     tiny_model.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> Path:
+    """A random 2-layer BERT (hidden 32) with the packaged tokenizer, saved as an HF directory: trains in seconds."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from mtsent.encoder import default_backbone_path
+
+    path = tmp_path_factory.mktemp("tiny_backbone")
+    tok = AutoTokenizer.from_pretrained(str(default_backbone_path()), local_files_only=True)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

@@ -17,28 +17,6 @@ from mtsent.data import load_task_data
 from mtsent.training.config import load_config
 
 
-@pytest.fixture(scope="module")
-def tiny_backbone(tmp_path_factory):
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from mtsent.encoder import default_backbone_path
-
-    path = tmp_path_factory.mktemp("demo_backbone")
-    tok = AutoTokenizer.from_pretrained(str(default_backbone_path()), local_files_only=True)
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
 @pytest.fixture
 def tiny_demo(monkeypatch, tiny_backbone):
     """Make `run_demo` (and `mtsent demo`) use the tiny backbone, fp32 and one thread."""
