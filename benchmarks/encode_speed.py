@@ -8,7 +8,6 @@ is measured on every STS-B dev sentence: cosine to the fp32 embeddings and the S
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from parity import RESULTS, machine, read_agnews, read_sst2, read_stsb, row_cosine, sts_spearman
+from parity import RESULTS, machine, read_agnews, read_sst2, read_stsb, row_cosine, sts_spearman, write_report
 
 Encode = Callable[[list[str]], np.ndarray]
 
@@ -91,8 +90,7 @@ def main() -> None:
         "repeats": args.repeats,
         "results": rows,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_report(args.output, result)
     print("| contender | SST-2 sent/s | AG News sent/s | x ST fp32 (SST-2 / AG) | min / mean cos to fp32 | STS-B ρ |")
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():

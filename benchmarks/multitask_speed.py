@@ -10,7 +10,6 @@ under bf16 autocast). Contenders are warmed up and timed round-robin; medians of
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from parity import RESULTS, machine, read_agnews, read_sst2
+from parity import RESULTS, machine, read_agnews, read_sst2, write_report
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 TASKS = [
@@ -100,8 +99,7 @@ def main() -> None:
         "repeats": args.repeats,
         "results": rows,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_report(args.output, result)
     print("| contender (3 tasks) | texts/s | x HF fp32 |")
     print("|---|---|---|")
     for name, r in rows.items():

@@ -58,6 +58,13 @@ def row_cosine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x * y).sum(axis=1)
 
 
+def write_report(path: Path, payload: object) -> None:
+    """Write a benchmark's JSON record (every benchmark's results land in docs/results/ the same way)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
 def machine() -> str:
     """One line naming the machine the numbers were taken on: CPU model, cores, the matrix units it offers."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
@@ -106,8 +113,7 @@ def main() -> None:
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_report(args.output, result)
     print(json.dumps(result, indent=2))
 
 

@@ -8,13 +8,13 @@ Target (issue 8): every mode within 0.3 points of fp32 on every task. Writes doc
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from datetime import date
 from pathlib import Path
 
 import torch
+from parity import write_report
 
 from mtsent.data import load_task_data
 from mtsent.model import MultiTaskModel
@@ -57,7 +57,7 @@ def main() -> None:
         "date": date.today().isoformat(),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
     }
-    Path(args.output).write_text(json.dumps(payload, indent=2) + "\n")
+    write_report(Path(args.output), payload)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,12 @@ second of training time (evaluation and setup excluded on both sides); the whole
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from datetime import date
 from pathlib import Path
 
-from parity import DATA, RESULTS, machine
+from parity import DATA, RESULTS, machine, write_report
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
@@ -142,8 +141,7 @@ def main() -> None:
         "repeats": args.repeats,
         "results": {n: {"examples_per_s": medians[n], "runs": rates[n], "x_hf": medians[n] / base} for n in rates},
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_report(args.output, result)
     print("| trainer | train examples/s | x HF |")
     print("|---|---|---|")
     for name, value in medians.items():
