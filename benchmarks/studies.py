@@ -37,28 +37,35 @@ TASKS = ("ner", "sentiment", "topic")
 
 def run(study: str, name: str, seed: int, overrides: list[str], args: argparse.Namespace) -> dict:
     """Train one configuration (or reuse its stored result) and return its record."""
-    out = RESULTS / f"study_{study}.json"
+    out = Path(args.results) / f"study_{study}.json"
     records = json.loads(out.read_text()) if out.exists() else []
     for r in records:
         if r["name"] == name and r["seed"] == seed:
             print(f"[{study}] {name} seed {seed}: stored, skipping")
             return r
     run_dir = Path(args.runs) / study / f"{name}-s{seed}"
-    base = [
-        f"name={name}",
-        f"output.dir={run_dir}",
+    settings = [
         f"training.seed={seed}",
         f"training.max_steps={args.steps}",
         f"evaluation.every_steps={args.eval_every or args.steps}",
         "evaluation.patience=null",
+        *args.set,
+        *overrides,
     ]
-    config = load_config(CONFIG, base + args.set + overrides)
+    same = identical_run(settings, Path(args.results))
+    if same is not None:  # e.g. freezing `none`, imbalance `proportional` and the joint add-task run
+        print(f"[{study}] {name} seed {seed}: same settings as {same['name']}, reusing its record")
+        record = {**same, "name": name, "reused_from": same["name"]}
+        out.write_text(json.dumps([*records, record], indent=2) + "\n")
+        return record
+    config = load_config(CONFIG, [f"name={name}", f"output.dir={run_dir}", *settings])
     started = time.perf_counter()
     summary = Trainer(config, show_progress=args.progress, resume=(run_dir / "last").is_dir()).fit()
     record = {
         "name": name,
         "seed": seed,
         "overrides": overrides,
+        "settings": settings,
         "steps": summary["steps"],
         "tasks": list(config.tasks),
         "best_step": summary["best"]["step"],
@@ -73,9 +80,18 @@ def run(study: str, name: str, seed: int, overrides: list[str], args: argparse.N
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
     }
     records.append(record)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(records, indent=2) + "\n")
     return record
+
+
+def identical_run(settings: list[str], results: Path) -> dict | None:
+    """A stored record of any study trained with exactly these settings (only the name and directory differ)."""
+    for path in sorted(results.glob("study_*.json")):
+        for r in json.loads(path.read_text()):
+            if sorted(r.get("settings", [])) == sorted(settings) and "reused_from" not in r:
+                return r
+    return None
 
 
 def task_batches(steps: int, seed: int, extra: list[str]) -> dict[str, int]:
@@ -92,30 +108,36 @@ def task_batches(steps: int, seed: int, extra: list[str]) -> dict[str, int]:
     return dict(counts)
 
 
-def reuse_main(seed: int, steps: int) -> None:
-    """Copy the `main` study's 3-task run into another study instead of training the same model twice."""
-    main_file, out = RESULTS / "study_main.json", RESULTS / "study_separate.json"
-    mains = json.loads(main_file.read_text()) if main_file.exists() else []
-    records = json.loads(out.read_text()) if out.exists() else []
-    found = [r for r in mains if r["seed"] == seed and r["steps"] == steps]
-    if found and not any(r["name"] == "multitask" and r["seed"] == seed for r in records):
-        out.write_text(json.dumps([*records, found[0]], indent=2) + "\n")
+def tagged(name: str, args: argparse.Namespace) -> str:
+    """Run name plus the `--tag` of a variant of the whole study (e.g. `multitask-t2` for temperature sampling)."""
+    return f"{name}-{args.tag}" if args.tag else name
 
 
 def study_main(args) -> None:
     for seed in args.seeds:
-        run("main", "multitask", seed, [], args)
+        run("main", tagged("multitask", args), seed, [], args)
 
 
 def study_separate(args) -> None:
+    """The 3-task run (reused from `main` when stored there) and one single-task run per task with its batches."""
     for seed in args.seeds:
-        reuse_main(seed, args.steps)
-        run("separate", "multitask", seed, [], args)
+        multi = run("main", tagged("multitask", args), seed, [], args)
+        records = json.loads(out.read_text()) if (out := Path(args.results) / "study_separate.json").exists() else []
+        if not any(r["name"] == multi["name"] and r["seed"] == seed for r in records):
+            out.write_text(json.dumps([*records, multi], indent=2) + "\n")
         budget = task_batches(args.steps, seed, args.set)
         for task in TASKS:
             drop = [f"tasks.{t}=null" for t in TASKS if t != task]
             single = argparse.Namespace(**{**vars(args), "steps": budget[task]})
-            run("separate", f"single-{task}", seed, drop, single)
+            run("separate", tagged(f"single-{task}", args), seed, drop, single)
+
+
+def chosen(variants: dict[str, list[str]], args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """The variants named by `--only` (all by default), refusing unknown names."""
+    unknown = set(args.only or []) - set(variants)
+    if unknown:
+        raise SystemExit(f"--only: unknown variants {sorted(unknown)}; choose from {list(variants)}")
+    return [(n, o) for n, o in variants.items() if not args.only or n in args.only]
 
 
 def study_freezing(args) -> None:
@@ -126,7 +148,7 @@ def study_freezing(args) -> None:
         "progressive": ["freezing.strategy=progressive", f"freezing.unfreeze_every={max(1, args.steps // 8)}"],
     }
     for seed in args.seeds:
-        for name, overrides in variants.items():
+        for name, overrides in chosen(variants, args):
             run("freezing", name, seed, overrides, args)
 
 
@@ -140,22 +162,28 @@ def study_imbalance(args) -> None:
         "class-weights": [f"tasks.{t}.class_weights=inverse" for t in TASKS],
     }
     for seed in args.seeds:
-        for name, overrides in variants.items():
+        for name, overrides in chosen(variants, args):
             run("imbalance", name, seed, overrides, args)
 
 
 def study_add_task(args) -> None:
-    """Train ner+sentiment, add topic with the encoder and old heads frozen, check old outputs are unchanged."""
+    """Train ner+sentiment, add topic with the encoder and old heads frozen, check old outputs are unchanged.
+
+    The added head gets as many topic batches as topic gets in the joint 3-task run of `--steps` steps; with the
+    encoder and old heads frozen, the trainer samples only the new task. The check runs both models on the whole
+    dev sets of the old tasks.
+    """
     from mtsent.data import load_task_data
 
     config = load_config(CONFIG, args.set)
     probe = {}
     for t in ("ner", "sentiment"):
-        dev = load_task_data(t, config.tasks[t].type, config.tasks[t].data, None).dev[:200]
+        dev = load_task_data(t, config.tasks[t].type, config.tasks[t].data, None).dev
         probe[t] = [" ".join(e.tokens) if hasattr(e, "tokens") else e.text for e in dev]
     for seed in args.seeds:
         first = run("add_task", "two-tasks", seed, ["tasks.topic=null"], args)
         before = MultiTaskModel.from_pretrained(Path(first["run_dir"]) / "best", device="cpu")
+        topic_batches = max(1, task_batches(args.steps, seed, args.set).get("topic", 0))
         added = run(
             "add_task",
             "add-topic-frozen",
@@ -165,7 +193,7 @@ def study_add_task(args) -> None:
                 "freezing.strategy=backbone",
                 "freezing.frozen_heads=[ner, sentiment]",
             ],
-            args,
+            argparse.Namespace(**{**vars(args), "steps": topic_batches, "eval_every": None}),
         )
         after = MultiTaskModel.from_pretrained(Path(added["run_dir"]) / "best", device="cpu")
         identical = {}
@@ -175,7 +203,7 @@ def study_add_task(args) -> None:
                 b = after.predict(texts, tasks=[t])
             identical[t] = all(x[t] == y[t] for x, y in zip(a, b, strict=True))
         joint = run("add_task", "joint-three-tasks", seed, [], args)
-        out = RESULTS / "study_add_task.json"
+        out = Path(args.results) / "study_add_task.json"
         records = json.loads(out.read_text())
         for r in records:
             if r["name"] == "add-topic-frozen" and r["seed"] == seed:
@@ -184,9 +212,9 @@ def study_add_task(args) -> None:
         print(f"old tasks identical: {identical}; topic added {added['main']} vs joint {joint['main']}")
 
 
-def table(study: str) -> str:
+def table(study: str, results: Path = RESULTS) -> str:
     """Markdown table: one row per configuration, mean (and spread over seeds) of each task's main metric."""
-    records = json.loads((RESULTS / f"study_{study}.json").read_text())
+    records = json.loads((results / f"study_{study}.json").read_text())
     names = list(dict.fromkeys(r["name"] for r in records))
     lines = [
         "| run | seeds | " + " | ".join(TASKS) + " | steps | train time (s) | examples/s |",
@@ -219,11 +247,14 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=None, help="default: once, at the end")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[13])
     parser.add_argument("--runs", default=str(ROOT / "runs" / "studies"))
+    parser.add_argument("--only", type=lambda s: s.split(","), default=None, help="freezing/imbalance: variants")
+    parser.add_argument("--results", default=str(RESULTS), help="where the study_*.json records are kept")
     parser.add_argument("--set", action="append", default=[], help="extra config override for every run")
+    parser.add_argument("--tag", default="", help="suffix for run names: a variant of the study set by --set")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
     if args.study == "table":
-        print(table(args.name.replace("-", "_")))
+        print(table(args.name.replace("-", "_"), Path(args.results)))
         return
     {
         "main": study_main,

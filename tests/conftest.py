@@ -24,8 +24,9 @@ TINY_TASKS = [
 SHARED_DATA = Path(os.environ.get("MTSENT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-def shared_data_or_skip() -> Path:
-    """The real data folder, or skip the calling test with the reason."""
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data folder ($MTSENT_DATA, else ../shared/data beside the repo), or skip with the reason."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (set MTSENT_DATA or put ../shared/data beside the repo)")
     return SHARED_DATA

@@ -159,3 +159,20 @@ def test_progressive_unfreezing_in_training(make_config, train, initial_weights,
     first, total = _trainable_line(log)
     assert first == total - _numel(before, layer0 | emb)
     assert summary["parameters"]["trainable_at_end"] == total - _numel(before, emb)
+
+
+def test_task_with_frozen_head_on_frozen_encoder_is_evaluated_not_sampled(make_config, train):
+    """Adding a head to a frozen model: every step goes to the new head, the old tasks are still evaluated."""
+    import json
+
+    config = make_config(
+        freezing={"strategy": "backbone", "frozen_heads": ["sentiment", "ner"]},
+        training={"max_steps": 4, "log_every": 1},
+        evaluation={"every_steps": 4},
+    )
+    trainer, summary, log = train(config)
+    assert "['sentiment', 'ner']: frozen head on a frozen encoder, evaluated but not trained" in log
+    rows = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {r["task"] for r in rows if r["kind"] == "train"} == {"topic"}
+    assert sum(r["batches"] for r in rows if r["kind"] == "train") == 4
+    assert set(summary["best_metrics"]) == {"sentiment", "topic", "ner"}

@@ -174,6 +174,18 @@ class Trainer:
                 )
         return model
 
+    def _trained_tasks(self, model: MultiTaskModel, tasks: dict) -> list[str]:
+        """Tasks whose steps train something: with the encoder frozen, a task with a frozen head is only evaluated.
+
+        Sampling it would spend steps on forward passes that update nothing (and break DDP's gradient reducer),
+        which matters when a head is added to a frozen model. With everything frozen (`strategy: all`), every task
+        is kept: the run only evaluates.
+        """
+        if self.config.freezing.strategy == "all" or any(p.requires_grad for p in model.encoder.parameters()):
+            return list(tasks)
+        trained = [n for n in tasks if any(p.requires_grad for p in model.heads[n].parameters())]
+        return trained or list(tasks)
+
     def _prepare_features(self, model: MultiTaskModel, tasks: dict[str, _Task]) -> None:
         tc = self.config.training
         for name, task in tasks.items():
@@ -241,21 +253,23 @@ class Trainer:
         accum = tc.gradient_accumulation_steps
         total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * micro_per_epoch / accum))
         eval_every = cfg.evaluation.every_steps or max(1, math.ceil(micro_per_epoch / accum))
+        set_trainable(model, cfg.freezing, 0)
+        sampled = self._trained_tasks(model, tasks)
+        if len(sampled) < len(tasks):
+            console.print(
+                f"tasks {[n for n in tasks if n not in sampled]}: frozen head on a frozen encoder, "
+                "evaluated but not trained"
+            )
         sampler = MultiTaskSampler(
-            task_sizes, cfg.sampling.strategy, cfg.sampling.temperature, seed=tc.seed, total_steps=total_steps * accum
+            {n: task_sizes[n] for n in sampled},
+            cfg.sampling.strategy,
+            cfg.sampling.temperature,
+            seed=tc.seed,
+            total_steps=total_steps * accum,
         )
         weighting = (
             UncertaintyWeighting(list(tasks)).to(accelerator.device) if tc.loss_weighting == "uncertainty" else None
         )
-        set_trainable(model, cfg.freezing, 0)
-        encoder_trains = any(p.requires_grad for p in model.encoder.parameters())
-        if world > 1 and cfg.freezing.strategy != "all" and not encoder_trains:
-            idle = [n for n in tasks if not any(p.requires_grad for p in model.heads[n].parameters())]
-            if idle:  # a DDP step whose loss reaches no trainable parameter breaks the gradient reducer
-                raise ValueError(
-                    f"tasks {idle} have a frozen head and a frozen encoder, so their steps train nothing; "
-                    "with several processes (DDP) that is not supported: remove them from tasks or unfreeze them"
-                )
         optimizer = build_optimizer(model, cfg.optim, list(weighting.parameters()) if weighting else [])
         scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
         streams = {
