@@ -2,6 +2,7 @@
 
     python benchmarks/studies.py main                  # the 3-task model on the real data
     python benchmarks/studies.py separate              # 3-task model against three single-task models
+    python benchmarks/studies.py serving-cost          # ... their inference speed, parameters and memory
     python benchmarks/studies.py freezing              # none / backbone / embeddings / progressive
     python benchmarks/studies.py imbalance             # sampling strategies, loss weighting, class weights
     python benchmarks/studies.py add-task              # add a third head later to a frozen 2-task model
@@ -24,6 +25,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from parity import machine, write_report
 
 from mtsent.data import MultiTaskSampler, steps_per_epoch
 from mtsent.model import MultiTaskModel
@@ -212,6 +214,83 @@ def study_add_task(args) -> None:
         print(f"old tasks identical: {identical}; topic added {added['main']} vs joint {joint['main']}")
 
 
+def _serve_side(paths: list[str], texts: list[str], repeats: int, queue) -> None:
+    """In a fresh process: load the models, answer every task of each for all texts; time, memory, parameters."""
+    import resource
+
+    import psutil
+
+    torch.set_num_threads(2)
+    base = psutil.Process().memory_info().rss
+    models = [MultiTaskModel.from_pretrained(p, device="cpu") for p in paths]
+    loaded = psutil.Process().memory_info().rss
+    for m in models:
+        m.predict(texts[:64])  # warm-up: the bf16 copy, allocator, kernels
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for m in models:
+            m.predict(texts)
+        seconds.append(time.perf_counter() - start)
+    queue.put(
+        {
+            "models": len(models),
+            "parameters": sum(p.numel() for m in models for p in m.parameters()),
+            "weights_mib": sum(p.numel() * p.element_size() for m in models for p in m.parameters()) / 2**20,
+            "rss_loaded_mib": (loaded - base) / 2**20,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "seconds": seconds,
+            "texts_per_s": len(texts) / statistics.median(seconds),
+        }
+    )
+
+
+def study_serving_cost(args) -> None:
+    """Study 1's inference side: the 3-task model (one pass) against the three single-task models (three passes).
+
+    Each side runs in its own fresh process (so memory is its own), on the same mixed texts (SST-2 dev phrases,
+    AG News articles, CoNLL-2003 dev sentences), precision `auto`, 2 threads; medians of `--repeats` passes.
+    """
+    import multiprocessing
+
+    from parity import DATA, read_agnews, read_sst2
+
+    from mtsent.data.readers import read_conll
+
+    records = {
+        r["name"]: r
+        for r in json.loads((Path(args.results) / "study_separate.json").read_text())
+        if r["seed"] == args.seeds[0]
+    }
+    sides = {
+        "3-task model, one pass": [str(Path(records[tagged("multitask", args)]["run_dir"]) / "best")],
+        "3 single-task models": [str(Path(records[tagged(f"single-{t}", args)]["run_dir"]) / "best") for t in TASKS],
+    }
+    conll = [" ".join(e.tokens) for e in read_conll(DATA / "conll2003" / "dev.txt")[:300]]
+    texts = read_sst2()[:500] + read_agnews()[:200] + conll
+    context = multiprocessing.get_context("spawn")
+    results = {}
+    for name, paths in sides.items():
+        queue = context.Queue()
+        child = context.Process(target=_serve_side, args=(paths, texts, args.repeats, queue))
+        child.start()
+        results[name] = queue.get()
+        child.join()
+        print(name, {k: v for k, v in results[name].items() if k != "seconds"})
+    one, three = results.values()
+    report = {
+        "benchmark": "serving_cost",
+        "date": date.today().isoformat(),
+        "machine": machine(),
+        "texts": len(texts),
+        "repeats": args.repeats,
+        "models": sides,
+        "results": results,
+        "speedup_one_pass": one["texts_per_s"] / three["texts_per_s"],
+    }
+    write_report(Path(args.results) / f"study_{tagged('serving_cost', args)}.json", report)
+
+
 def table(study: str, results: Path = RESULTS) -> str:
     """Markdown table: one row per configuration, mean (and spread over seeds) of each task's main metric."""
     records = json.loads((results / f"study_{study}.json").read_text())
@@ -241,7 +320,9 @@ def table(study: str, results: Path = RESULTS) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study", choices=["main", "separate", "freezing", "imbalance", "add-task", "table"])
+    parser.add_argument(
+        "study", choices=["main", "separate", "serving-cost", "freezing", "imbalance", "add-task", "table"]
+    )
     parser.add_argument("name", nargs="?", help="with `table`: which study")
     parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per run (the budget)")
     parser.add_argument("--eval-every", type=int, default=None, help="default: once, at the end")
@@ -251,6 +332,7 @@ def main() -> None:
     parser.add_argument("--results", default=str(RESULTS), help="where the study_*.json records are kept")
     parser.add_argument("--set", action="append", default=[], help="extra config override for every run")
     parser.add_argument("--tag", default="", help="suffix for run names: a variant of the study set by --set")
+    parser.add_argument("--repeats", type=int, default=5, help="serving-cost: timed passes per side")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
     if args.study == "table":
@@ -262,6 +344,7 @@ def main() -> None:
         "freezing": study_freezing,
         "imbalance": study_imbalance,
         "add-task": study_add_task,
+        "serving-cost": study_serving_cost,
     }[args.study](args)
 
 
