@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "PRECISIONS",
+    "drop_inference_copies",
     "encode_file",
     "fast_bf16",
     "inference_copy",
@@ -155,7 +156,9 @@ def inference_copy(module: nn.Module, precision: str) -> nn.Module:
 
     The copy is rebuilt when the weights change (training, loading, moving), and it is kept outside the module
     (no new sub-module), so `state_dict` and the saved checkpoint format are unchanged. Run it inside
-    `precision_context`.
+    `precision_context`. Weight changes are detected by tensor version counters, which fused optimizers
+    (`torch.optim.AdamW(fused=True)`) do not bump: a loop that steps one must call `drop_inference_copies`
+    after each step, as mtsent's Trainer does.
     """
     precision = resolve_precision(precision, next(module.parameters()).device)
     if precision == "fp32":
@@ -169,6 +172,12 @@ def inference_copy(module: nn.Module, precision: str) -> nn.Module:
 
 
 # ---------------------------------------------------------------- streaming to files
+def drop_inference_copies(module: nn.Module) -> None:
+    """Forget the converted copies of `module` and its sub-modules, so the next inference call rebuilds them."""
+    for sub in module.modules():
+        _COPIES.pop(sub, None)
+
+
 def _line_chunks(stream: IO[bytes], name: str, chunk_size: int) -> Iterator[list[str]]:
     """Non-blank stripped lines in chunks; a decoding error names the file and the line."""
     chunk: list[str] = []

@@ -282,3 +282,18 @@ def test_init_from_keeps_the_heads_and_adds_new_ones(make_config, train, tmp_pat
     w1, w2 = weights_of(t1.run_dir / "best"), weights_of(t2.run_dir / "last")
     assert all(torch.equal(w1[k], w2[k]) for k in w1)  # nothing of the first model trained
     assert any(k.startswith("heads.ner.") for k in w2)
+
+
+def test_evaluation_during_training_sees_the_current_weights(make_config, train):
+    """The bf16 copy used by evaluation is rebuilt after every fused-AdamW step (which bumps no version counter).
+
+    Regression: evaluations after the first one reused the copy made at the first, so every later dev score (and
+    the best-checkpoint choice) repeated the first one.
+    """
+    from mtsent.inference import inference_copy
+
+    config = make_config(training={"max_steps": 4, "precision": "bf16"}, evaluation={"every_steps": 2})
+    trainer, _, _ = train(config)
+    copy = inference_copy(trainer.model, "bf16")  # what the step-4 evaluation ran
+    for (name, p), q in zip(trainer.model.named_parameters(), copy.parameters(), strict=True):
+        assert torch.equal(p.detach().to(torch.bfloat16), q), f"stale bf16 copy of {name}"

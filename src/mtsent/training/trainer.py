@@ -37,6 +37,7 @@ from mtsent.data import (
     steps_per_epoch,
 )
 from mtsent.encoder import precision_context
+from mtsent.inference import drop_inference_copies
 from mtsent.model import MultiTaskModel
 from mtsent.training.config import TrainConfig, load_config
 from mtsent.training.evaluation import encode_task, evaluate_task
@@ -424,6 +425,8 @@ class Trainer:
                                 accelerator.clip_grad_norm_(params, cfg.optim.max_grad_norm)
                         optimizer.step()
                         optimizer.zero_grad()
+                        if accelerator.sync_gradients:  # the fused AdamW step leaves version counters as they were
+                            drop_inference_copies(model)
                     losses[name].append(float(loss.detach()))
                     window_examples += len(indices) * world
                     state["examples"] += len(indices) * world
