@@ -161,6 +161,7 @@ def study_imbalance(args) -> None:
         "round-robin": ["sampling.strategy=round_robin"],
         "annealed": ["sampling.strategy=annealed"],
         "uncertainty-weighting": ["training.loss_weighting=uncertainty"],
+        "ner-loss-weight-2": ["tasks.ner.loss_weight=2"],
         "class-weights": [f"tasks.{t}.class_weights=inverse" for t in TASKS],
     }
     for seed in args.seeds:
