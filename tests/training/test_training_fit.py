@@ -297,3 +297,17 @@ def test_evaluation_during_training_sees_the_current_weights(make_config, train)
     copy = inference_copy(trainer.model, "bf16")  # what the step-4 evaluation ran
     for (name, p), q in zip(trainer.model.named_parameters(), copy.parameters(), strict=True):
         assert torch.equal(p.detach().to(torch.bfloat16), q), f"stale bf16 copy of {name}"
+
+
+def test_fit_after_another_libraries_bf16_accelerator(make_config, train):
+    """A Hugging Face Trainer (bf16) earlier in the process leaves accelerate's process-wide state set to bf16,
+    which made our Accelerator(mixed_precision="no") raise; fit() now starts from a fresh state."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    Accelerator(mixed_precision="bf16", cpu=True)
+    try:
+        _, summary, _ = train(make_config(training={"max_steps": 2}, evaluation={"every_steps": 2}))
+        assert summary["steps"] == 2
+    finally:
+        AcceleratorState._reset_state()

@@ -206,6 +206,7 @@ class Trainer:
     def fit(self) -> dict:
         """Run training (or only evaluation, for freezing strategy `all`) and return the summary dict."""
         from accelerate import Accelerator, DistributedDataParallelKwargs
+        from accelerate.state import AcceleratorState
 
         cfg, tc = self.config, self.config.training
         started = time.perf_counter()
@@ -225,6 +226,11 @@ class Trainer:
         # sets up gloo (multi-CPU) DDP when told to use the CPU; otherwise every process silently trained its own
         # copy of the model into the same run directory.
         launched_world = int(os.environ.get("WORLD_SIZE", "1"))
+        shared = AcceleratorState._shared_state
+        if launched_world == 1 and shared and shared.get("_mixed_precision", "no") != "no":
+            # another library's Accelerator (a Hugging Face Trainer with bf16=True, say) already ran in this
+            # process; its process-wide state would refuse ours, so start a fresh one (single process only)
+            AcceleratorState._reset_state()
         accelerator = Accelerator(
             mixed_precision="no",
             cpu=launched_world > 1 and not torch.cuda.is_available(),
