@@ -172,9 +172,10 @@ def study_imbalance(args) -> None:
 def study_add_task(args) -> None:
     """Train ner+sentiment, add topic with the encoder and old heads frozen, check old outputs are unchanged.
 
-    The added head gets as many topic batches as topic gets in the joint 3-task run of `--steps` steps; with the
-    encoder and old heads frozen, the trainer samples only the new task. The check runs both models on the whole
-    dev sets of the old tasks.
+    The added head trains twice: with as many topic batches as topic gets in the joint 3-task run of `--steps`
+    steps (`add-topic-frozen`), and with all `--steps` steps (`add-topic-frozen-all-steps`: frozen-encoder steps
+    are cheap). With the encoder and old heads frozen, the trainer samples only the new task. The check runs each
+    model and the 2-task model on the whole dev sets of the old tasks.
     """
     from mtsent.data import load_task_data
 
@@ -183,36 +184,33 @@ def study_add_task(args) -> None:
     for t in ("ner", "sentiment"):
         dev = load_task_data(t, config.tasks[t].type, config.tasks[t].data, None).dev
         probe[t] = [" ".join(e.tokens) if hasattr(e, "tokens") else e.text for e in dev]
+    frozen = ["freezing.strategy=backbone", "freezing.frozen_heads=[ner, sentiment]"]
+    out = Path(args.results) / "study_add_task.json"
     for seed in args.seeds:
         first = run("add_task", "two-tasks", seed, ["tasks.topic=null"], args)
         before = MultiTaskModel.from_pretrained(Path(first["run_dir"]) / "best", device="cpu")
-        topic_batches = max(1, task_batches(args.steps, seed, args.set).get("topic", 0))
-        added = run(
-            "add_task",
-            "add-topic-frozen",
-            seed,
-            [
-                f"init_from={Path(first['run_dir']) / 'best'}",
-                "freezing.strategy=backbone",
-                "freezing.frozen_heads=[ner, sentiment]",
-            ],
-            argparse.Namespace(**{**vars(args), "steps": topic_batches, "eval_every": None}),
-        )
-        after = MultiTaskModel.from_pretrained(Path(added["run_dir"]) / "best", device="cpu")
-        identical = {}
-        for t, texts in probe.items():
-            with torch.inference_mode():
-                a = before.predict(texts, tasks=[t])
-                b = after.predict(texts, tasks=[t])
-            identical[t] = all(x[t] == y[t] for x, y in zip(a, b, strict=True))
+        with torch.inference_mode():
+            reference = {t: before.predict(texts, tasks=[t]) for t, texts in probe.items()}
+        budgets = {
+            "add-topic-frozen": max(1, task_batches(args.steps, seed, args.set).get("topic", 0)),
+            "add-topic-frozen-all-steps": args.steps,
+        }
         joint = run("add_task", "joint-three-tasks", seed, [], args)
-        out = Path(args.results) / "study_add_task.json"
-        records = json.loads(out.read_text())
-        for r in records:
-            if r["name"] == "add-topic-frozen" and r["seed"] == seed:
-                r["old_task_predictions_identical"] = identical
-        out.write_text(json.dumps(records, indent=2) + "\n")
-        print(f"old tasks identical: {identical}; topic added {added['main']} vs joint {joint['main']}")
+        for name, steps in budgets.items():
+            init = f"init_from={Path(first['run_dir']) / 'best'}"
+            added = run("add_task", name, seed, [init, *frozen], argparse.Namespace(**{**vars(args), "steps": steps}))
+            after = MultiTaskModel.from_pretrained(Path(added["run_dir"]) / "best", device="cpu")
+            identical = {}
+            for t, texts in probe.items():
+                with torch.inference_mode():
+                    b = after.predict(texts, tasks=[t])
+                identical[t] = all(x[t] == y[t] for x, y in zip(reference[t], b, strict=True))
+            records = json.loads(out.read_text())
+            for r in records:
+                if r["name"] == name and r["seed"] == seed:
+                    r["old_task_predictions_identical"] = identical
+            out.write_text(json.dumps(records, indent=2) + "\n")
+            print(f"{name}: old tasks identical: {identical}; topic {added['main']} vs joint {joint['main']}")
 
 
 def _serve_side(paths: list[str], texts: list[str], repeats: int, queue) -> None:

@@ -22,7 +22,7 @@ def test_add_task_keeps_old_predictions_and_reuses_identical_runs(data_dir, tiny
     results, runs = tmp_path / "results", tmp_path / "runs"
     out = _studies("add-task", "--steps", "60", results=results, runs=runs, backbone=tiny_backbone)
     records = {r["name"]: r for r in json.loads((results / "study_add_task.json").read_text())}
-    assert set(records) == {"two-tasks", "add-topic-frozen", "joint-three-tasks"}
+    assert set(records) == {"two-tasks", "add-topic-frozen", "add-topic-frozen-all-steps", "joint-three-tasks"}
     assert set(records["two-tasks"]["main"]) == {"ner", "sentiment"}
     added = records["add-topic-frozen"]
     assert added["old_task_predictions_identical"] == {"ner": True, "sentiment": True}
@@ -30,6 +30,8 @@ def test_add_task_keeps_old_predictions_and_reuses_identical_runs(data_dir, tiny
     for task in ("ner", "sentiment"):
         assert added["main"][task] == records["two-tasks"]["main"][task]
     assert 0 < added["steps"] < 60 and added["trainable_parameters"] < 1000
+    longer = records["add-topic-frozen-all-steps"]
+    assert longer["steps"] == 60 and longer["old_task_predictions_identical"] == {"ner": True, "sentiment": True}
     assert "old tasks identical" in out
 
     # a run with the same settings in another study is reused, not trained again; a stored run is skipped
