@@ -90,7 +90,8 @@ def run(study: str, name: str, seed: int, overrides: list[str], args: argparse.N
 def identical_run(settings: list[str], results: Path) -> dict | None:
     """A stored record of any study trained with exactly these settings (only the name and directory differ)."""
     for path in sorted(results.glob("study_*.json")):
-        for r in json.loads(path.read_text()):
+        records = json.loads(path.read_text())
+        for r in records if isinstance(records, list) else []:  # study_serving_cost.json is one report
             if sorted(r.get("settings", [])) == sorted(settings) and "reused_from" not in r:
                 return r
     return None
