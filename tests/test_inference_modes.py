@@ -31,6 +31,29 @@ SENTENCES = [
 # min cosine to fp32 per mode: bf16 keeps ~3 significant digits; int8 leaves the down-projections in float
 # (see mtsent.inference) and still moves short inputs most
 MIN_COSINE = {"fp32": 0.99999, "auto": 0.999, "bf16": 0.999, "int8": 0.9}
+# a small built-in STS set (pair, gold similarity 0-5), well spread so that ranks mean something with 20 pairs
+STS_PAIRS = [
+    ("A man is playing a guitar.", "A man is playing the guitar.", 5.0),
+    ("A woman is slicing an onion.", "A woman is cutting an onion.", 4.8),
+    ("Two dogs are running through a field.", "Two dogs run across a meadow.", 4.5),
+    ("The stock market fell sharply today.", "Share prices dropped steeply on Monday.", 4.0),
+    ("A child is riding a bicycle.", "A kid rides a bike down the street.", 4.2),
+    ("The cat is sleeping on the sofa.", "A cat naps on the couch.", 4.4),
+    ("A man is cooking pasta in the kitchen.", "A man is making dinner.", 3.2),
+    ("The president gave a speech in Washington.", "The leader spoke to reporters.", 2.6),
+    ("A girl is playing the piano.", "A girl is playing football.", 1.8),
+    ("The team won the championship.", "The team lost the final match.", 2.0),
+    ("A plane is taking off.", "A bird is flying over the lake.", 1.0),
+    ("He is reading a newspaper.", "She is eating an apple.", 0.4),
+    ("The weather is sunny and warm.", "Interest rates were raised by the central bank.", 0.0),
+    ("A man is playing the flute.", "A woman is peeling a potato.", 0.2),
+    ("Rain is expected tomorrow in London.", "It will rain in London tomorrow.", 4.9),
+    ("The company reported record profits.", "Profits at the firm reached an all-time high.", 4.6),
+    ("Scientists discovered a new species of frog.", "A new kind of frog was found by researchers.", 4.7),
+    ("The train was delayed by two hours.", "The bus arrived early.", 1.2),
+    ("A boy is swimming in the pool.", "A boy is diving into the water.", 3.6),
+    ("Police arrested the suspect on Friday.", "The football season starts in August.", 0.1),
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +68,25 @@ def test_modes_agree_with_fp32(encoder, reference, precision: str) -> None:
     cosine = (emb * reference).sum(axis=1)
     assert cosine.min() >= MIN_COSINE[precision]
     assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_modes_keep_sts_spearman(encoder, precision: str) -> None:
+    """The issue's guard, on the built-in pairs: no mode loses more than 0.5 Spearman points against fp32.
+
+    (One-sided: with 20 pairs one swapped rank moves Spearman by ~0.6 points, and int8 gains that much here.)
+    """
+    from scipy.stats import spearmanr
+
+    first, second, gold = zip(*STS_PAIRS, strict=True)
+
+    def score(mode: str) -> float:
+        a, b = encoder.encode(list(first), precision=mode), encoder.encode(list(second), precision=mode)
+        return 100 * spearmanr((a * b).sum(axis=1), gold).statistic
+
+    reference = score("fp32")
+    assert reference > 90  # the pairs are easy for all-MiniLM-L6-v2: a broken encoder would fail here
+    assert score(precision) >= reference - 0.5
 
 
 def test_batching_does_not_change_embeddings(encoder, reference) -> None:
