@@ -7,6 +7,7 @@
     python benchmarks/studies.py imbalance             # sampling strategies, loss weighting, class weights
     python benchmarks/studies.py add-task              # add a third head later to a frozen 2-task model
     python benchmarks/studies.py table STUDY           # print the markdown table of a study from its JSON
+    python benchmarks/studies.py plot STUDY            # docs/results/study_STUDY.png, a bar chart per task
 
 Every run is `Trainer(configs/multitask.yaml + overrides).fit()` with a fixed step budget (`--steps`), so a
 study is a list of overrides. Results are appended to docs/results/study_<name>.json after each run, and a run
@@ -318,12 +319,44 @@ def table(study: str, results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def plot(study: str, results: Path = RESULTS) -> Path:
+    """Bar chart of a study: one group per task, one bar per configuration (mean over seeds, sd as error bar)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = json.loads((results / f"study_{study}.json").read_text())
+    names = list(dict.fromkeys(r["name"] for r in records))
+    tasks = [t for t in TASKS if any(t in r["main"] for r in records)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        shown = [n for n in names if any(task in r["main"] for r in records if r["name"] == n)]
+        values = [[100 * r["main"][task] for r in records if r["name"] == n and task in r["main"]] for n in shown]
+        means = [statistics.mean(v) for v in values]
+        errors = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+        ax.barh(shown, means, xerr=errors, color="#4c72b0")
+        low = min(means)
+        ax.set_xlim(max(0.0, low - 0.15 * (max(means) - low) - 2), max(means) + 1.5)
+        ax.set_title(task)
+        ax.invert_yaxis()
+        for y, m in enumerate(means):
+            ax.text(m, y, f" {m:.2f}", va="center", fontsize=8)
+    fig.suptitle(f"study {study}: dev main metric x100 (mean over seeds; bars = sd)")
+    fig.tight_layout()
+    out = results / f"study_{study}.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "study", choices=["main", "separate", "serving-cost", "freezing", "imbalance", "add-task", "table"]
+        "study",
+        choices=["main", "separate", "serving-cost", "freezing", "imbalance", "add-task", "table", "plot"],
     )
-    parser.add_argument("name", nargs="?", help="with `table`: which study")
+    parser.add_argument("name", nargs="?", help="with `table` or `plot`: which study")
     parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per run (the budget)")
     parser.add_argument("--eval-every", type=int, default=None, help="default: once, at the end")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[13])
@@ -335,8 +368,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="serving-cost: timed passes per side")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
-    if args.study == "table":
-        print(table(args.name.replace("-", "_"), Path(args.results)))
+    if args.study in ("table", "plot"):
+        name = args.name.replace("-", "_")
+        print(table(name, Path(args.results)) if args.study == "table" else plot(name, Path(args.results)))
         return
     {
         "main": study_main,
