@@ -305,6 +305,7 @@ def test_fit_after_another_libraries_bf16_accelerator(make_config, train):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
+    AcceleratorState._reset_state()  # earlier tests' trainers left a "no" state: start as a fresh process would
     Accelerator(mixed_precision="bf16", cpu=True)
     try:
         _, summary, _ = train(make_config(training={"max_steps": 2}, evaluation={"every_steps": 2}))
