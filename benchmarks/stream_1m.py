@@ -20,13 +20,12 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from parity import DATA, RESULTS, machine, write_report
+from parity import DATA, RESULTS, machine, read_sst2, write_report
 
 
 def make_input(path: Path, lines: int) -> int:
     """Write `lines` SST-2 training sentences (cycled) to `path`; returns its size in bytes."""
-    rows = (DATA / "sst2" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]
-    sentences = [r.split("\t")[0].strip() for r in rows if r.split("\t")[0].strip()]
+    sentences = [s.strip() for s in read_sst2(DATA / "sst2" / "train.tsv") if s.strip()]
     with path.open("w", encoding="utf-8") as f:
         for sentence in itertools.islice(itertools.cycle(sentences), lines):
             f.write(sentence + "\n")

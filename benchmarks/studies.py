@@ -125,10 +125,8 @@ def study_main(args) -> None:
 def study_separate(args) -> None:
     """The 3-task run (reused from `main` when stored there) and one single-task run per task with its batches."""
     for seed in args.seeds:
-        multi = run("main", tagged("multitask", args), seed, [], args)
-        records = json.loads(out.read_text()) if (out := Path(args.results) / "study_separate.json").exists() else []
-        if not any(r["name"] == multi["name"] and r["seed"] == seed for r in records):
-            out.write_text(json.dumps([*records, multi], indent=2) + "\n")
+        run("main", tagged("multitask", args), seed, [], args)
+        run("separate", tagged("multitask", args), seed, [], args)  # the same settings: reuses the main record
         budget = task_batches(args.steps, seed, args.set)
         for task in TASKS:
             drop = [f"tasks.{t}=null" for t in TASKS if t != task]

@@ -2,11 +2,12 @@
 
 Precisions (one option everywhere: `precision=` in `encode`/`predict`, `--precision` in the CLI):
 
-- `fp32` (the library default, for exact and backward-compatible results): matches sentence-transformers.
+- `fp32` (exact, batch-invariant): matches sentence-transformers.
 - `bf16`: bfloat16 weights (a cached copy) under autocast; matrix products run on AMX (recent Intel Xeon) or
   tensor cores (GPU).
 - `int8`: dynamic int8 quantisation of most Linear layers (CPU only); for CPUs without bf16 units.
-- `auto` (the CLI default; the fast choice): `bf16` where the hardware has bf16 matrix units, else `fp32`.
+- `auto` (the default in the library, the CLI and the service): `bf16` where the hardware has bf16 matrix
+  units, else `fp32`.
 
 See docs/speed.md for measurements and how to choose.
 """
@@ -158,7 +159,7 @@ def inference_copy(module: nn.Module, precision: str) -> nn.Module:
     (no new sub-module), so `state_dict` and the saved checkpoint format are unchanged. Run it inside
     `precision_context`. Weight changes are detected by tensor version counters, which fused optimizers
     (`torch.optim.AdamW(fused=True)`) do not bump: a loop that steps one must call `drop_inference_copies`
-    after each step, as mtsent's Trainer does.
+    before inference, as mtsent's Trainer does before each evaluation.
     """
     precision = resolve_precision(precision, next(module.parameters()).device)
     if precision == "fp32":

@@ -182,7 +182,7 @@ class Trainer:
         which matters when a head is added to a frozen model. With everything frozen (`strategy: all`), every task
         is kept: the run only evaluates.
         """
-        if self.config.freezing.strategy == "all" or any(p.requires_grad for p in model.encoder.parameters()):
+        if any(p.requires_grad for p in model.encoder.parameters()):
             return list(tasks)
         trained = [n for n in tasks if any(p.requires_grad for p in model.heads[n].parameters())]
         return trained or list(tasks)
@@ -328,6 +328,7 @@ class Trainer:
         def evaluate(step: int) -> bool:
             """Evaluate every task on dev, keep the best checkpoint; True when early stopping triggers."""
             t0 = time.perf_counter()
+            drop_inference_copies(model)  # fused AdamW steps bump no version counter: the cache cannot see them
             results = {
                 n: evaluate_task(model, n, t.splits.dev, t.dev_features, cfg.evaluation.batch_size, tc.precision)
                 for n, t in tasks.items()
@@ -431,8 +432,6 @@ class Trainer:
                                 accelerator.clip_grad_norm_(params, cfg.optim.max_grad_norm)
                         optimizer.step()
                         optimizer.zero_grad()
-                        if accelerator.sync_gradients:  # the fused AdamW step leaves version counters as they were
-                            drop_inference_copies(model)
                     losses[name].append(float(loss.detach()))
                     window_examples += len(indices) * world
                     state["examples"] += len(indices) * world
