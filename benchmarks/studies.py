@@ -124,14 +124,17 @@ def study_main(args) -> None:
 
 def study_separate(args) -> None:
     """The 3-task run (reused from `main` when stored there) and one single-task run per task with its batches."""
+    variants = {"multitask": [], **{f"single-{t}": [f"tasks.{o}=null" for o in TASKS if o != t] for t in TASKS}}
+    picked = chosen(variants, args)
     for seed in args.seeds:
-        run("main", tagged("multitask", args), seed, [], args)
-        run("separate", tagged("multitask", args), seed, [], args)  # the same settings: reuses the main record
         budget = task_batches(args.steps, seed, args.set)
-        for task in TASKS:
-            drop = [f"tasks.{t}=null" for t in TASKS if t != task]
-            single = argparse.Namespace(**{**vars(args), "steps": budget[task]})
-            run("separate", tagged(f"single-{task}", args), seed, drop, single)
+        for name, drop in picked:
+            if name == "multitask":
+                run("main", tagged(name, args), seed, [], args)
+                run("separate", tagged(name, args), seed, [], args)  # the same settings: reuses the main record
+                continue
+            single = argparse.Namespace(**{**vars(args), "steps": budget[name.removeprefix("single-")]})
+            run("separate", tagged(name, args), seed, drop, single)
 
 
 def chosen(variants: dict[str, list[str]], args: argparse.Namespace) -> list[tuple[str, list[str]]]:
@@ -359,7 +362,9 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=None, help="default: once, at the end")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[13])
     parser.add_argument("--runs", default=str(ROOT / "runs" / "studies"))
-    parser.add_argument("--only", type=lambda s: s.split(","), default=None, help="freezing/imbalance: variants")
+    parser.add_argument(
+        "--only", type=lambda s: s.split(","), default=None, help="variants to run (separate/freezing/imbalance)"
+    )
     parser.add_argument("--results", default=str(RESULTS), help="where the study_*.json records are kept")
     parser.add_argument("--set", action="append", default=[], help="extra config override for every run")
     parser.add_argument("--tag", default="", help="suffix for run names: a variant of the study set by --set")
