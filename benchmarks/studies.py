@@ -7,6 +7,7 @@
     python benchmarks/studies.py imbalance             # sampling strategies, loss weighting, class weights
     python benchmarks/studies.py add-task              # add a third head later to a frozen 2-task model
     python benchmarks/studies.py table STUDY           # print the markdown table of a study from its JSON
+                                                       # (separate: also 3-task minus single-task per seed)
     python benchmarks/studies.py plot STUDY            # docs/results/study_STUDY.png, a bar chart per task
 
 Every run is `Trainer(configs/multitask.yaml + overrides).fit()` with a fixed step budget (`--steps`), so a
@@ -320,6 +321,26 @@ def table(study: str, results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def gap_table(results: Path = RESULTS, tag: str = "") -> str:
+    """Study 1's bar seed by seed: 3-task minus single-task model on each task, then the mean over shared seeds."""
+    records = json.loads((results / "study_separate.json").read_text())
+    suffix = f"-{tag}" if tag else ""
+
+    def by_seed(name: str) -> dict[int, dict[str, float]]:
+        return {r["seed"]: r["main"] for r in records if r["name"] == name}
+
+    multi = by_seed(f"multitask{suffix}")
+    lines = ["| task | seed | 3-task | single-task | 3-task minus single |", "|---|---|---:|---:|---:|"]
+    for task in TASKS:
+        single = by_seed(f"single-{task}{suffix}")
+        pairs = [(s, 100 * multi[s][task], 100 * single[s][task]) for s in sorted(set(multi) & set(single))]
+        lines += [f"| {task} | {s} | {m:.2f} | {o:.2f} | {m - o:+.2f} |" for s, m, o in pairs]
+        if len(pairs) > 1:
+            m, o = (statistics.mean(p[i] for p in pairs) for i in (1, 2))
+            lines.append(f"| {task} | **mean of {len(pairs)}** | {m:.2f} | {o:.2f} | **{m - o:+.2f}** |")
+    return "\n".join(lines)
+
+
 def plot(study: str, results: Path = RESULTS) -> Path:
     """Bar chart of a study: one group per task, one bar per configuration (mean over seeds, sd as error bar)."""
     import matplotlib
@@ -374,6 +395,8 @@ def main() -> None:
     if args.study in ("table", "plot"):
         name = args.name.replace("-", "_")
         print(table(name, Path(args.results)) if args.study == "table" else plot(name, Path(args.results)))
+        if args.study == "table" and name == "separate":
+            print("\n" + gap_table(Path(args.results), args.tag))
         return
     {
         "main": study_main,
