@@ -11,8 +11,9 @@ __version__ = "0.1.0"
 
 from mtsent.config import EncoderConfig, HeadConfig, ModelConfig
 from mtsent.encoder import SentenceEncoder
-from mtsent.model import MultiTaskModel, SentencePrediction, TokenPrediction
+from mtsent.model import MultiTaskModel
 from mtsent.spans import EntitySpan
+from mtsent.tasks import SentencePrediction, TokenPrediction  # importing mtsent.tasks registers the task types
 
 __all__ = [
     "EncoderConfig",

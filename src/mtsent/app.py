@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from mtsent.checkpoint import is_mtsent_dir
 from mtsent.encoder import SentenceEncoder
 from mtsent.model import MultiTaskModel, SentencePrediction, TokenPrediction
-from mtsent.spans import EntitySpan
+from mtsent.spans import EntitySpan, parse_tag
 
 # Streamlit's file watcher walks every imported module's __path__; torch.classes answers that lookup by trying to
 # load a TorchScript class named "__path__._path" and raises. An empty path list gives the watcher nothing to walk.
@@ -195,11 +195,8 @@ def parse_input(text: str, max_sentences: int = MAX_SENTENCES, max_chars: int = 
 # ---------------------------------------------------------------------------------------------- result shaping
 def entity_types(labels: Sequence[str]) -> list[str]:
     """Entity types of a BIO label set in label order: ['O', 'B-PER', 'I-PER', 'B-LOC'] -> ['PER', 'LOC']."""
-    types: dict[str, None] = {}
-    for label in labels:
-        if label != "O":
-            types[label[2:] if len(label) > 2 and label[1] == "-" else label] = None
-    return list(types)
+    types = {parse_tag(label)[1]: None for label in labels}
+    return [kind for kind in types if kind is not None]
 
 
 def type_colours(types: Sequence[str]) -> dict[str, str]:
@@ -390,7 +387,7 @@ def show_predictions(model: MultiTaskModel, sentences: list[str], predictions: l
     colours = {
         name: type_colours(entity_types(cfg.labels))
         for name, cfg in model.tasks.items()
-        if cfg.type == "token_classification"
+        if model.task_types[name].level == "token"
     }
     for name, task_colours in colours.items():
         st.html(legend_html(name, task_colours, threshold))
@@ -463,8 +460,7 @@ def main() -> None:
     except Exception as exc:  # any loading failure is the user's directory, shown as a message
         st.error(f"Could not load the model {path or PACKAGED_LABEL!r}: {exc}")
         st.stop()
-    kinds = {"token_classification": "token"}
-    tasks = ", ".join(f"{n} ({kinds.get(c.type, 'sentence')})" for n, c in model.tasks.items())
+    tasks = ", ".join(f"{n} ({t.level})" for n, t in model.task_types.items())
     st.sidebar.caption(
         f"Backbone: {Path(model.encoder.config.backbone).name} · pooling: {model.encoder.config.pooling} · "
         f"dim {model.encoder.dim} · tasks: {tasks or 'none'}"

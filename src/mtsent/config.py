@@ -1,22 +1,56 @@
-"""Declarative configuration of a model: the encoder and its task heads.
+"""Declarative configuration of a model: the encoder, its task heads, and the names they may use.
 
 These are the objects written to a checkpoint's `config.json`; unknown keys are errors so that a typo in a
-config never silently falls back to a default.
+config never silently falls back to a default. Every list of allowed names lives here once: pooling modes and
+the registry of task types (which `mtsent.tasks` fills: each type registers itself under its name).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mtsent.pooling import POOLING_MODES
-
-__all__ = ["DEFAULT_BACKBONE", "TASK_TYPES", "EncoderConfig", "HeadConfig", "ModelConfig", "TaskType"]
+__all__ = [
+    "DEFAULT_BACKBONE",
+    "POOLING_MODES",
+    "EncoderConfig",
+    "HeadConfig",
+    "HeadOptions",
+    "ModelConfig",
+    "PoolingMode",
+    "register_task_type",
+    "registered_task_types",
+    "task_type_class",
+]
 
 DEFAULT_BACKBONE = "default"
-TaskType = Literal["sentence_classification", "token_classification"]
-TASK_TYPES: tuple[str, ...] = ("sentence_classification", "token_classification")
+PoolingMode = Literal["mean", "cls", "max", "attention"]
+POOLING_MODES: tuple[str, ...] = get_args(PoolingMode)
+
+_TASK_TYPES: dict[str, Any] = {}
+
+
+def register_task_type(cls: Any) -> Any:
+    """Class decorator: make a task type known under its `name` (what `type:` in a config refers to)."""
+    if cls.name in _TASK_TYPES and _TASK_TYPES[cls.name] is not cls:
+        raise ValueError(f"task type {cls.name!r} is already registered by {_TASK_TYPES[cls.name].__qualname__}")
+    _TASK_TYPES[cls.name] = cls
+    return cls
+
+
+def registered_task_types() -> dict[str, Any]:
+    """Every registered task type class by name, in registration order."""
+    return dict(_TASK_TYPES)
+
+
+def task_type_class(name: str) -> Any:
+    """The task type class registered under `name`, or a ValueError listing the registered names."""
+    try:
+        return _TASK_TYPES[name]
+    except KeyError:
+        known = ", ".join(sorted(_TASK_TYPES)) or "(none: import mtsent.tasks)"
+        raise ValueError(f"unknown task type {name!r}; registered task types: {known}") from None
 
 
 class _Strict(BaseModel):
@@ -29,28 +63,44 @@ class EncoderConfig(_Strict):
     backbone: str = Field(
         DEFAULT_BACKBONE, description="'default' (packaged all-MiniLM-L6-v2), a directory or a hub id"
     )
-    pooling: str = "mean"
+    pooling: PoolingMode = "mean"
     projection_dim: int | None = Field(None, gt=0, description="project sentence embeddings to this size")
     projection_dropout: float = Field(0.1, ge=0.0, lt=1.0)
     normalize: bool = Field(True, description="L2-normalise sentence embeddings returned by encode()")
     max_length: int | None = Field(None, gt=2, description="sub-words per input; None = backbone's own limit")
 
-    @field_validator("pooling")
+    @field_validator("pooling", mode="before")
     @classmethod
-    def _known_pooling(cls, value: str) -> str:
+    def _known_pooling(cls, value: object) -> object:
+        # a before-validator only for the message: pydantic's own lists the choices but not the word "pooling"
         if value not in POOLING_MODES:
             raise ValueError(f"unknown pooling {value!r}; choose one of {', '.join(POOLING_MODES)}")
         return value
 
 
-class HeadConfig(_Strict):
-    """One task head: a name, a type and its label set. A head is dropout + linear, optionally one hidden layer."""
+class HeadOptions(_Strict):
+    """How a head is built: dropout + linear, optionally with one hidden layer (linear + GELU + dropout)."""
+
+    hidden_dim: int | None = Field(None, gt=0, description="one hidden layer of this size; None = linear head")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class HeadConfig(HeadOptions):
+    """One task head: a name, a registered task type, its label set and how the head is built.
+
+    The type checks the rest of the config (`TaskType.check_config`): the classification types need two or
+    more labels, for example, while a regression-like type would need none.
+    """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-    type: TaskType
-    labels: list[str] = Field(min_length=2)
-    hidden_dim: int | None = Field(None, gt=0)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    type: str
+    labels: list[str] = Field(default_factory=list)
+
+    @field_validator("type")
+    @classmethod
+    def _registered_type(cls, value: str) -> str:
+        task_type_class(value)
+        return value
 
     @field_validator("labels")
     @classmethod
@@ -63,6 +113,11 @@ class HeadConfig(_Strict):
                 raise ValueError(f"labels[{i}] {label!r} is repeated")
             seen.add(label)
         return labels
+
+    @model_validator(mode="after")
+    def _fits_its_type(self) -> HeadConfig:
+        task_type_class(self.type).check_config(self)
+        return self
 
 
 class ModelConfig(_Strict):

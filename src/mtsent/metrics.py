@@ -2,17 +2,14 @@
 
 Entity scores come from seqeval in its default mode, which reproduces the official conlleval script: an `I-`
 tag after `O` (or after another type) starts an entity, as in `mtsent.spans`, so the decoding used for
-predictions and the one used for scoring agree.
+predictions and the one used for scoring agree. Which metric stands for a task is its type's `main_metric`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["MAIN_METRIC", "sentence_metrics", "token_metrics"]
-
-#: The metric that represents a task in the monitored mean and in summaries.
-MAIN_METRIC = {"sentence_classification": "accuracy", "token_classification": "f1"}
+__all__ = ["sentence_metrics", "token_metrics"]
 
 
 def sentence_metrics(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> dict:

@@ -5,15 +5,12 @@ Every strategy ignores padding, so the embedding of a sentence does not depend o
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
-__all__ = ["POOLING_MODES", "Pooling", "PoolingMode"]
+from mtsent.config import POOLING_MODES, PoolingMode
 
-PoolingMode = Literal["mean", "cls", "max", "attention"]
-POOLING_MODES: tuple[str, ...] = ("mean", "cls", "max", "attention")
+__all__ = ["POOLING_MODES", "Pooling", "PoolingMode"]
 
 
 class Pooling(nn.Module):
@@ -24,7 +21,7 @@ class Pooling(nn.Module):
     so adding it to a pre-trained encoder does not throw away what the encoder already knows.
     """
 
-    def __init__(self, hidden_size: int, mode: str = "mean") -> None:
+    def __init__(self, hidden_size: int, mode: PoolingMode = "mean") -> None:
         super().__init__()
         if mode not in POOLING_MODES:
             raise ValueError(f"unknown pooling mode {mode!r}; choose one of {', '.join(POOLING_MODES)}")

@@ -1,29 +1,20 @@
-"""Data layer of mtsent: read task data, split it, align labels to sub-words, batch and sample tasks.
+"""Data layer of mtsent: read task data, split it, align labels to sub-words and sample tasks.
 
 See docs/data.md for formats, configs, sampling strategies and the definition of an epoch.
 """
 
-from mtsent.data.alignment import (
-    IGNORE_INDEX,
-    AlignmentStats,
-    align_token_labels,
-    encode_sentences,
-    load_tokenizer,
-)
-from mtsent.data.batching import DataCollator, bucketed_batches, padding_ratio, random_batches
+from mtsent.data.alignment import AlignmentStats, align_token_labels, encode_sentences, load_tokenizer
 from mtsent.data.config import DataConfig, SplitConfig, TaskDataSpec, read_task_specs, resolve_data_dir
 from mtsent.data.errors import DataError
 from mtsent.data.examples import SentenceExample, TokenExample
 from mtsent.data.readers import iob1_to_iob2, read_conll, read_hf_dataset, read_table
 from mtsent.data.sampling import MultiTaskSampler, steps_per_epoch
 from mtsent.data.splits import split_examples
-from mtsent.data.tasks import TaskSplits, bio_label_list, load_task_data
+from mtsent.data.tasks import TaskSplits, load_task_data
 from mtsent.data.weights import class_weights
 
 __all__ = [
-    "IGNORE_INDEX",
     "AlignmentStats",
-    "DataCollator",
     "DataConfig",
     "DataError",
     "MultiTaskSampler",
@@ -33,15 +24,11 @@ __all__ = [
     "TaskSplits",
     "TokenExample",
     "align_token_labels",
-    "bio_label_list",
-    "bucketed_batches",
     "class_weights",
     "encode_sentences",
     "iob1_to_iob2",
     "load_task_data",
     "load_tokenizer",
-    "padding_ratio",
-    "random_batches",
     "read_conll",
     "read_hf_dataset",
     "read_table",

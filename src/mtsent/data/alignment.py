@@ -1,4 +1,4 @@
-"""Turn examples into model features: sentence encoding and word-to-sub-word label alignment."""
+"""Turn examples into model features: sentence tokenisation and word-to-sub-word label alignment."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from mtsent.batching import IGNORE_INDEX, first_subwords
 from mtsent.data.errors import DataError
 from mtsent.data.examples import SentenceExample, TokenExample
-
-IGNORE_INDEX = -100
-"""Label id ignored by ``torch.nn.CrossEntropyLoss`` (special tokens, padding, non-first sub-words)."""
+from mtsent.spans import parse_tag
 
 _ENCODE_CHUNK = 2048  # examples per tokenizer call: keeps memory flat without losing batch speed
 
@@ -85,7 +84,8 @@ class AlignmentStats:
 
 
 def _inside(tag: str) -> str:
-    return "I-" + tag[2:] if tag.startswith("B-") else tag
+    prefix, kind = parse_tag(tag)
+    return f"I-{kind}" if prefix == "B" else tag
 
 
 def align_token_labels(
@@ -121,16 +121,9 @@ def align_token_labels(
                 if label_all_subwords
                 else tag_ids
             )
-            labels: list[int] = []
-            previous: int | None = None
-            for wid in word_ids:
-                if wid is None:
-                    labels.append(IGNORE_INDEX)
-                elif wid != previous:
-                    labels.append(tag_ids[wid])
-                else:
-                    labels.append(inside_ids[wid] if label_all_subwords else IGNORE_INDEX)
-                previous = wid
+            labels = [IGNORE_INDEX if w is None or not label_all_subwords else inside_ids[w] for w in word_ids]
+            for pos, w in first_subwords(word_ids):
+                labels[pos] = tag_ids[w]
             present = {w for w in word_ids if w is not None}
             last = max(present, default=-1)
             n_words = len(example.tokens)

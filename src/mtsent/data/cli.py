@@ -52,7 +52,7 @@ def _print_report(report: dict[str, Any], console: Console) -> None:
                 f"{rep['duplicates']:,}",
             )
         console.print(sizes)
-        what = "entity mentions" if task["type"] == "token_classification" else "examples"
+        what = task["counted"]
         labels = Table(title=f"{name}: {what} per label", title_justify="left")
         labels.add_column("label")
         splits = list(task["splits"])

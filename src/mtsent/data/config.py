@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mtsent.config import task_type_class
 from mtsent.data.errors import DataError
 
 DataFormat = Literal["conll", "tsv", "csv", "jsonl", "hf"]
-TaskType = Literal["sentence_classification", "token_classification"]
 DATA_ENV = "MTSENT_DATA"
 
 
@@ -107,8 +107,14 @@ class TaskDataSpec(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    type: TaskType
+    type: str
     data: DataConfig
+
+    @field_validator("type")
+    @classmethod
+    def _registered_type(cls, value: str) -> str:
+        task_type_class(value)
+        return value
 
 
 def read_task_specs(config_path: str | Path) -> dict[str, TaskDataSpec]:

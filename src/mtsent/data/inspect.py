@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mtsent.config import registered_task_types
 from mtsent.data.alignment import load_tokenizer
-from mtsent.data.config import DataConfig, TaskType, read_task_specs
+from mtsent.data.config import DataConfig, read_task_specs
 from mtsent.data.errors import DataError
 from mtsent.data.examples import SentenceExample, TokenExample
 from mtsent.data.readers import table_format_from_suffix
 from mtsent.data.tasks import TaskSplits, load_task_data
+from mtsent.spans import parse_tag
 
 CONLL_SUFFIXES = {".conll", ".txt", ".iob", ".bio"}
 CONFIG_SUFFIXES = {".yaml", ".yml"}
@@ -50,14 +52,19 @@ def subword_lengths(tokenizer: Any, examples: Sequence[SentenceExample | TokenEx
 
 
 def _label_counts(examples: Sequence[SentenceExample | TokenExample]) -> dict[str, int]:
-    """Sentence tasks: examples per label. Token tasks: entity mentions per type (``B-`` tags)."""
+    """Sentence examples: examples per label. Token examples: entity mentions per type (``B-`` tags)."""
     counts: Counter[str] = Counter()
     for e in examples:
         if isinstance(e, TokenExample):
-            counts.update(t[2:] for t in e.tags if t.startswith("B-"))
+            counts.update(kind for prefix, kind in map(parse_tag, e.tags) if prefix == "B")
         else:
             counts[e.label] += 1
     return dict(sorted(counts.items()))
+
+
+def _counted(examples: Sequence[SentenceExample | TokenExample]) -> str:
+    """What `_label_counts` counts, for table titles."""
+    return "entity mentions" if examples and isinstance(examples[0], TokenExample) else "examples"
 
 
 def split_report(tokenizer: Any, examples: Sequence[SentenceExample | TokenExample], max_length: int) -> dict[str, Any]:
@@ -82,6 +89,7 @@ def task_report(name: str, task_type: str, splits: TaskSplits, tokenizer: Any, m
     return {
         "task": name,
         "type": task_type,
+        "counted": _counted(splits.train),
         "labels": splits.labels,
         "skipped": dict(splits.skipped),
         "splits": {
@@ -97,16 +105,20 @@ def file_config(
     label_column: str | int | None = None,
     header: bool | None = None,
     tag_column: int = -1,
-) -> tuple[TaskType, DataConfig]:
-    """Build the config for inspecting one file: format from the suffix, sensible column defaults.
+) -> tuple[str, DataConfig]:
+    """Build the config for inspecting one file: format from the suffix, sensible column defaults, and the
+    first registered task type that reads that format.
 
     The path is made absolute because config paths are otherwise relative to the data dir.
     """
     path = path.resolve()
     if format is None:
         format = "conll" if path.suffix.lower() in CONLL_SUFFIXES else table_format_from_suffix(path)
+    task_type = next((name for name, cls in registered_task_types().items() if format in cls.formats), None)
+    if task_type is None:
+        raise DataError(f"{path}: no registered task type reads format {format!r}")
     if format == "conll":
-        return "token_classification", DataConfig(format="conll", train=str(path), tag_column=tag_column)
+        return task_type, DataConfig(format="conll", train=str(path), tag_column=tag_column)
     default_text, default_label = ("text", "label") if format == "jsonl" else (0, 1)
     cfg = DataConfig(
         format=format,  # type: ignore[arg-type]
@@ -115,7 +127,7 @@ def file_config(
         label_column=default_label if label_column is None else label_column,
         header=header,
     )
-    return "sentence_classification", cfg
+    return task_type, cfg
 
 
 def inspect_path(

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Literal
 
 from mtsent.data.errors import DataError
 from mtsent.data.examples import SentenceExample, TokenExample
+from mtsent.spans import is_bio_tag, parse_tag
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,6 @@ _SUFFIX_FORMATS: dict[str, TableFormat] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
-_BIO_TAG = re.compile(r"^(O|[BI]-\S+)$")
 
 
 def _count(skipped: Counter[str] | None, key: str, n: int = 1) -> None:
@@ -67,12 +66,13 @@ def read_text(path: str | Path) -> str:
 def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
     """Rewrite IOB1 (``B-`` only between adjacent same-type chunks) as IOB2 (every chunk starts ``B-``)."""
     out: list[str] = []
-    prev = "O"
+    previous: str | None = None
     for tag in tags:
-        if tag.startswith("I-") and (prev == "O" or prev[2:] != tag[2:]):
-            tag = "B-" + tag[2:]
+        prefix, kind = parse_tag(tag)
+        if prefix == "I" and kind != previous:
+            tag = f"B-{kind}"
         out.append(tag)
-        prev = tag
+        previous = kind
     return out
 
 
@@ -85,7 +85,8 @@ def read_conll(path: str | Path, tag_column: int = -1, *, skipped: Counter[str] 
     """Read a CoNLL file: one ``token ... TAG`` line per token, blank lines between sentences.
 
     ``-DOCSTART-`` lines are skipped (and counted). Every token line must have the same number of
-    whitespace-separated columns as the first one. If any sentence uses IOB1 (an ``I-X`` opening a
+    whitespace-separated columns as the first one. Tags follow mtsent's one rule (`mtsent.spans`): BIO only,
+    IOBES tags are refused. If any sentence uses IOB1 (an ``I-X`` opening a
     chunk), the whole file is converted to IOB2, because mixing both schemes would confuse the head.
     """
     path = Path(path)
@@ -130,7 +131,7 @@ def read_conll(path: str | Path, tag_column: int = -1, *, skipped: Counter[str] 
                 f"found {len(fields)}{hint}: {line!r}"
             )
         tag = fields[tag_column]
-        if not _BIO_TAG.match(tag):
+        if not is_bio_tag(tag):
             raise DataError(
                 f"{path}:{lineno}: expected a BIO tag ('O', 'B-TYPE' or 'I-TYPE') in column {tag_column}, found {tag!r}"
             )

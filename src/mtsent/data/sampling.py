@@ -17,10 +17,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Strategy = Literal["proportional", "temperature", "round_robin", "annealed"]
-STRATEGIES: tuple[str, ...] = ("proportional", "temperature", "round_robin", "annealed")
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
 def steps_per_epoch(task_sizes: Mapping[str, int], batch_size: int) -> int:

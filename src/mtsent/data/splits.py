@@ -1,4 +1,10 @@
-"""Deterministic, stratified train/dev/test splitting for data sets shipped as a single file."""
+"""Deterministic, stratified train/dev/test splitting for data sets shipped as a single file.
+
+Kept instead of two calls to scikit-learn's `train_test_split(stratify=...)`: that cuts two ways per call
+(three parts need two calls and ratios recomputed for the second), refuses a label with a single example,
+and would move examples between the splits of every existing run, so results recorded in docs/results could
+no longer be reproduced; a per-label shuffle-and-cut is a dozen lines and keeps every split as it was.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Load one task's train/dev/test examples from its :class:`DataConfig`."""
+"""Load one task's train/dev/test examples from its :class:`DataConfig`.
+
+What depends on the task's type (the formats it reads, its label list) comes from the registered task type
+class (`mtsent.config.task_type_class`), so this module needs no change when a type is added.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtsent.data.config import DataConfig, TaskType, resolve_data_dir
+from mtsent.config import task_type_class
+from mtsent.data.config import DataConfig, resolve_data_dir
 from mtsent.data.errors import DataError
 from mtsent.data.examples import SentenceExample, TokenExample
 from mtsent.data.readers import read_conll, read_hf_dataset, read_table
@@ -36,16 +41,6 @@ class TaskSplits:
 
     def split(self, name: str) -> list[Any]:
         return {"train": self.train, "dev": self.dev, "test": self.test}[name]
-
-
-def _labels_of(example: Example) -> tuple[str, ...]:
-    return tuple(example.tags) if isinstance(example, TokenExample) else (example.label,)
-
-
-def bio_label_list(tags: set[str]) -> list[str]:
-    """``O`` first, then ``B-X``/``I-X`` for every entity type (both, so I- is never unknown)."""
-    types = sorted({t[2:] for t in tags if t != "O"})
-    return ["O"] + [f"{prefix}-{t}" for t in types for prefix in ("B", "I")]
 
 
 class _Reader:
@@ -103,6 +98,13 @@ class _Reader:
         )
 
 
+def read_examples(
+    config: DataConfig, source: str, data_dir: Path | None = None, skipped: Counter[str] | None = None
+) -> list[Example]:
+    """Read one source (a file relative to the data dir, or a split name for `hf`) the way `config` says."""
+    return _Reader(config, data_dir).read(source, skipped if skipped is not None else Counter())
+
+
 def _maybe_data_dir() -> Path | None:
     try:
         return resolve_data_dir(None)
@@ -110,12 +112,13 @@ def _maybe_data_dir() -> Path | None:
         return None
 
 
-def load_task_data(task_name: str, task_type: TaskType, config: DataConfig, data_dir: Path | None = None) -> TaskSplits:
+def load_task_data(task_name: str, task_type: str, config: DataConfig, data_dir: Path | None = None) -> TaskSplits:
     """Read, split and cap a task's data, and check that dev/test only use labels seen in train."""
-    if (task_type == "token_classification") != (config.format == "conll"):
+    kind = task_type_class(task_type)
+    if config.format not in kind.formats:
         raise DataError(
             f"task {task_name!r}: type {task_type!r} does not fit format {config.format!r} "
-            f"(token_classification reads 'conll'; sentence_classification reads tsv/csv/jsonl/hf)"
+            f"({task_type} reads {', '.join(kind.formats)})"
         )
     reader = _Reader(config, Path(data_dir) if data_dir is not None else None)
     counters: dict[str, Counter[str]] = {}
@@ -142,12 +145,12 @@ def load_task_data(task_name: str, task_type: TaskType, config: DataConfig, data
     if not parts["train"]:
         raise DataError(f"task {task_name!r}: the train split is empty; expected at least one example")
 
-    train_labels = {label for e in parts["train"] for label in _labels_of(e)}
-    labels = bio_label_list(train_labels) if task_type == "token_classification" else sorted(train_labels)
+    train_labels = {label for e in parts["train"] for label in kind.example_labels(e)}
+    labels = kind.label_list(train_labels)
     known = set(labels)
     for name in ("dev", "test"):
         for e in parts[name]:
-            unseen = [label for label in _labels_of(e) if label not in known]
+            unseen = [label for label in kind.example_labels(e) if label not in known]
             if unseen:
                 raise DataError(
                     f"task {task_name!r}: {e.source or name}: {name} label {unseen[0]!r} never occurs in "

@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from mtsent.data.alignment import IGNORE_INDEX
+from mtsent.batching import IGNORE_INDEX
 
 WeightMode = Literal["inverse", "sqrt_inverse", "none"]
 
@@ -44,8 +44,13 @@ def class_weights(
     elif mode == "none":
         w = torch.ones(num_classes, dtype=torch.float64)
     elif mode in ("inverse", "sqrt_inverse"):
+        from sklearn.utils.class_weight import compute_class_weight
+
         w = torch.ones(num_classes, dtype=torch.float64)
-        w[present] = counts[present].sum() / counts[present]
+        if counts.any():  # "balanced" is n / (k * count_c): inverse frequency, rescaled to mean 1 below
+            classes = present.nonzero().flatten().numpy()
+            ids = [y for y in labels if y != IGNORE_INDEX]
+            w[present] = torch.from_numpy(compute_class_weight("balanced", classes=classes, y=ids))
         if mode == "sqrt_inverse":
             w = w.sqrt()
     else:

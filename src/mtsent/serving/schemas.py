@@ -122,7 +122,7 @@ class Health(_Strict):
 
 class TaskInfo(_Strict):
     name: str
-    type: Literal["sentence_classification", "token_classification"]
+    type: str = Field(description="The task type (e.g. sentence_classification, token_classification).")
     labels: list[str]
 
 

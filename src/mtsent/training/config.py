@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mtsent.config import EncoderConfig, TaskType
+from mtsent.config import EncoderConfig, HeadOptions, task_type_class
 from mtsent.data import DataConfig
+from mtsent.data.sampling import Strategy
+from mtsent.data.weights import WeightMode
 
 __all__ = [
     "EvaluationConfig",
@@ -34,19 +36,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class HeadSettings(_Strict):
-    hidden_dim: int | None = Field(None, gt=0, description="one hidden layer of this size; None = linear head")
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-
-
 class TaskTrainConfig(_Strict):
     """One task of a run: what it is, where its data lives, its head and how its loss counts."""
 
-    type: TaskType
+    type: str = Field(description="a registered task type (see mtsent.tasks)")
     data: DataConfig
-    head: HeadSettings = Field(default_factory=HeadSettings)
+    head: HeadOptions = Field(default_factory=HeadOptions)
     loss_weight: float = Field(1.0, gt=0, description="static weight of this task's loss")
-    class_weights: Literal["none", "inverse", "sqrt_inverse"] | list[float] = "none"
+    class_weights: WeightMode | list[float] = "none"
+
+    @field_validator("type")
+    @classmethod
+    def _registered_type(cls, value: str) -> str:
+        task_type_class(value)
+        return value
 
 
 class TrainingConfig(_Strict):
@@ -77,7 +80,7 @@ class OptimConfig(_Strict):
 
 
 class SamplingConfig(_Strict):
-    strategy: Literal["proportional", "temperature", "round_robin", "annealed"] = "proportional"
+    strategy: Strategy = "proportional"
     temperature: float = Field(2.0, gt=0)
 
 

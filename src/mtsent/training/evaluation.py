@@ -1,4 +1,7 @@
-"""Scoring a model on a task's examples: the code shared by in-training evaluation and `mtsent evaluate`."""
+"""Scoring a model on a task's examples: the code shared by in-training evaluation and `mtsent evaluate`.
+
+Everything that depends on the task's type (features, decoding, metrics) is asked of its `TaskType`.
+"""
 
 from __future__ import annotations
 
@@ -7,79 +10,48 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
-from mtsent.data import DataCollator, SentenceExample, TokenExample, align_token_labels, encode_sentences
-from mtsent.data import bucketed_batches as length_batches
-from mtsent.encoder import eval_mode, precision_context
-from mtsent.inference import inference_copy
-from mtsent.metrics import MAIN_METRIC, sentence_metrics, token_metrics
+from mtsent.batching import DataCollator, bucketed_batches
+from mtsent.data import DataConfig, DataError
+from mtsent.data.readers import table_format_from_suffix
+from mtsent.data.tasks import read_examples
 from mtsent.model import MultiTaskModel
+from mtsent.precision import eval_mode, inference_copy, precision_context
 
-__all__ = ["encode_task", "evaluate_file", "evaluate_task"]
+__all__ = ["evaluate_file", "evaluate_task", "tokenize_task"]
 
 
-def encode_task(
-    model: MultiTaskModel,
-    task: str,
-    examples: Sequence[SentenceExample | TokenExample],
-    max_length: int,
-    label_all_subwords: bool = False,
+def tokenize_task(
+    model: MultiTaskModel, task: str, examples: Sequence[Any], max_length: int, label_all_subwords: bool = False
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Tokenise a task's examples with the model's tokenizer and label ids; returns (features, truncation stats)."""
-    head = model.tasks[task]
-    label2id = {label: i for i, label in enumerate(head.labels)}
-    if head.type == "token_classification":
-        features, stats = align_token_labels(
-            model.encoder.tokenizer, list(examples), label2id, max_length, label_all_subwords
-        )
-        return features, {
-            "words": stats.words_total,
-            "words_truncated": stats.words_truncated,
-            "sentences_truncated": stats.sentences_truncated,
-        }
-    return encode_sentences(model.encoder.tokenizer, list(examples), label2id, max_length), {}
+    return model.task_types[task].tokenize(model.encoder.tokenizer, examples, max_length, label_all_subwords)
 
 
 @torch.inference_mode()
 def evaluate_task(
     model: MultiTaskModel,
     task: str,
-    examples: Sequence[SentenceExample | TokenExample],
+    examples: Sequence[Any],
     features: list[dict[str, Any]],
     batch_size: int = 128,
     precision: str = "fp32",
 ) -> dict:
-    """Metrics of one task; token tasks are scored per word (first sub-word), truncated words count as `O`."""
-    head = model.tasks[task]
+    """Metrics of one task (as its type scores them), with the type's main metric copied to `main`."""
+    task_type = model.task_types[task]
     collate = DataCollator(model.encoder.tokenizer)
     lengths = [len(f["input_ids"]) for f in features]
-    predicted: list[Any] = [None] * len(features)
+    outputs: list[Any] = [None] * len(features)
     with eval_mode(model), precision_context(model.device, precision):
         runner = inference_copy(model, precision)  # the same numerics as predict() for every precision
-        for batch in length_batches(lengths, batch_size, seed=0, shuffle=False):
+        for batch in bucketed_batches(lengths, batch_size, seed=0, shuffle=False):
             inputs = collate([features[i] for i in batch])
             out = runner(inputs["input_ids"].to(model.device), inputs["attention_mask"].to(model.device), tasks=[task])
-            ids = out.logits[task].float().argmax(dim=-1).cpu()
-            for row, i in enumerate(batch):
-                predicted[i] = ids[row]
-    labels = head.labels
-    if head.type == "sentence_classification":
-        gold = [e.label for e in examples]
-        pred = [labels[int(p)] for p in predicted]
-        metrics = sentence_metrics(gold, pred, labels)
-    else:
-        gold_tags, pred_tags = [], []
-        for example, feature, ids in zip(examples, features, predicted):
-            words = ["O"] * len(example.tags)
-            previous = None
-            for pos, w in enumerate(feature["word_ids"]):
-                if w is not None and w != previous:
-                    words[w] = labels[int(ids[pos])]
-                previous = w
-            gold_tags.append(list(example.tags))
-            pred_tags.append(words)
-        metrics = token_metrics(gold_tags, pred_tags)
-    metrics["main"] = metrics[MAIN_METRIC[head.type]]
+            for i, output in zip(batch, task_type.decode_batch(out.logits[task])):
+                outputs[i] = output
+    metrics = task_type.score(examples, features, outputs)
+    metrics["main"] = metrics[task_type.main_metric]
     return metrics
 
 
@@ -98,28 +70,34 @@ def evaluate_file(
     precision: str = "fp32",
 ) -> dict:
     """Score a model's task on any data file, including files it never saw; unknown gold labels are errors."""
-    from mtsent.data import DataError, read_conll, read_table
-
     names = model.check_tasks([task])
-    head = model.tasks[names[0]]
+    task_type, head = model.task_types[names[0]], model.tasks[names[0]]
     path = Path(path)
-    fmt = format or ("conll" if head.type == "token_classification" else None)
-    if head.type == "token_classification":
-        if fmt != "conll":
-            raise ValueError(f"task {task!r} is a token task: evaluate it on a CoNLL file (format 'conll')")
-        examples = list(read_conll(path, tag_column))
-        gold = {t for e in examples for t in e.tags}
-    else:
-        if text_column is None or label_column is None:
-            raise ValueError("a sentence task needs --text-column and --label-column")
-        examples = read_table(path, text_column, label_column, format=fmt, header=header, label_map=label_map)
-        gold = {e.label for e in examples}
+    fmt = format or task_type.file_format(path) or table_format_from_suffix(path)
+    if fmt not in task_type.formats:
+        raise ValueError(
+            f"task {task!r} is a {task_type.level} task ({head.type}): evaluate it on a file in format "
+            f"{' or '.join(repr(f) for f in task_type.formats)}, not {fmt!r}"
+        )
+    if fmt != "conll" and (text_column is None or label_column is None):
+        raise ValueError(f"a {fmt} file needs --text-column and --label-column")
+    options = {"text_column": text_column, "label_column": label_column, "header": header, "label_map": label_map}
+    try:
+        config = DataConfig(
+            format=fmt, train=str(path), tag_column=tag_column, **{k: v for k, v in options.items() if v is not None}
+        )
+    except ValidationError as exc:
+        raise ValueError(
+            f"{path}: " + "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        ) from None
+    examples = read_examples(config, str(path), data_dir=Path())  # a relative path is read from here
     if not examples:
         raise DataError(f"{path}: no examples to evaluate")
+    gold = {label for e in examples for label in task_type.example_labels(e)}
     unknown = sorted(gold - set(head.labels))
     if unknown:
         raise DataError(f"{path}: labels {unknown} are not labels of task {task!r} (which has {head.labels})")
-    features, truncation = encode_task(model, task, examples, model.encoder.max_length)
+    features, truncation = tokenize_task(model, task, examples, model.encoder.max_length)
     metrics = evaluate_task(model, task, examples, features, batch_size, precision)
     metrics["truncation"] = truncation
     return metrics

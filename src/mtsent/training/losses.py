@@ -1,4 +1,4 @@
-"""Task losses and how they are combined.
+"""How task losses are combined (each task type computes its own loss: `TaskType.loss`).
 
 Static weighting multiplies each task's loss by its configured weight. Uncertainty weighting (Kendall, Gal
 and Cipolla, 2018) learns one log-variance s_t per task and minimises exp(-s_t) * L_t + s_t / 2, so noisy or
@@ -10,17 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["UncertaintyWeighting", "task_loss"]
-
-
-def task_loss(logits: Tensor, labels: Tensor, class_weights: Tensor | None = None) -> Tensor:
-    """Cross-entropy in float32; works for (batch, classes) and (batch, seq, classes) with -100 ignored."""
-    logits = logits.float()
-    if logits.dim() == 3:
-        logits = logits.reshape(-1, logits.size(-1))
-        labels = labels.reshape(-1)
-    weight = class_weights.to(logits.device) if class_weights is not None else None
-    return nn.functional.cross_entropy(logits, labels, weight=weight, ignore_index=-100)
+__all__ = ["UncertaintyWeighting"]
 
 
 class UncertaintyWeighting(nn.Module):

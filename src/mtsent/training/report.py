@@ -11,6 +11,7 @@ from rich.table import Table
 __all__ = ["MetricsLog", "eval_table", "plot_run"]
 
 _CSV_FIELDS = ["step", "epoch", "kind", "task", "metric", "value"]
+_TABLE_METRICS = 2  # metrics per task in the evaluation table, besides the main one
 
 
 class MetricsLog:
@@ -51,15 +52,18 @@ class MetricsLog:
 
 
 def eval_table(step: int, results: dict[str, dict], best: dict[str, float], monitor_value: float) -> Table:
-    """A compact per-evaluation summary: each task's headline metrics and its best so far."""
+    """A compact per-evaluation summary: each task's main metric, its first other metrics and its best so far.
+
+    The metrics are shown in the order the task type reports them (accuracy and macro-F1, or precision and
+    recall), so a new task type needs nothing here.
+    """
     table = Table(title=f"evaluation at step {step} (monitor {monitor_value:.4f})", title_justify="left")
-    for col in ("task", "main", "accuracy / P", "macro-F1 / R", "best main"):
-        table.add_column(col, justify="right" if col != "task" else "left")
+    for col in ("task", "main", "metrics", "best main"):
+        table.add_column(col, justify="left" if col in ("task", "metrics") else "right")
     for task, m in results.items():
-        cells = (m["accuracy"], m["macro_f1"]) if "accuracy" in m else (m["precision"], m["recall"])
-        table.add_row(
-            task, f"{m['main']:.4f}", f"{cells[0]:.4f}", f"{cells[1]:.4f}", f"{best.get(task, m['main']):.4f}"
-        )
+        others = [(k, v) for k, v in m.items() if isinstance(v, float) and k != "main"][:_TABLE_METRICS]
+        cells = "  ".join(f"{k} {v:.4f}" for k, v in others)
+        table.add_row(task, f"{m['main']:.4f}", cells, f"{best.get(task, m['main']):.4f}")
     return table
 
 

@@ -25,24 +25,22 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from mtsent.batching import DataCollator, bucketed_batches
 from mtsent.config import HeadConfig, ModelConfig
 from mtsent.data import (
-    DataCollator,
     MultiTaskSampler,
     TaskSplits,
-    bucketed_batches,
     class_weights,
     load_task_data,
     resolve_data_dir,
     steps_per_epoch,
 )
-from mtsent.encoder import precision_context
-from mtsent.inference import drop_inference_copies
 from mtsent.model import MultiTaskModel
+from mtsent.precision import drop_inference_copies, precision_context
 from mtsent.training.config import TrainConfig, load_config
-from mtsent.training.evaluation import encode_task, evaluate_task
+from mtsent.training.evaluation import evaluate_task, tokenize_task
 from mtsent.training.freezing import count_parameters, set_trainable
-from mtsent.training.losses import UncertaintyWeighting, task_loss
+from mtsent.training.losses import UncertaintyWeighting
 from mtsent.training.optim import build_optimizer, build_scheduler
 from mtsent.training.report import MetricsLog, eval_table, plot_run
 from mtsent.training.state import load_training_state, save_training_state
@@ -190,11 +188,11 @@ class Trainer:
     def _prepare_features(self, model: MultiTaskModel, tasks: dict[str, _Task]) -> None:
         tc = self.config.training
         for name, task in tasks.items():
-            task.train_features, task.truncation["train"] = encode_task(
+            task.train_features, task.truncation["train"] = tokenize_task(
                 model, name, task.splits.train, tc.max_length, tc.label_all_subwords
             )
             if task.splits.dev:
-                task.dev_features, task.truncation["dev"] = encode_task(model, name, task.splits.dev, tc.max_length)
+                task.dev_features, task.truncation["dev"] = tokenize_task(model, name, task.splits.dev, tc.max_length)
             mode = self.config.tasks[name].class_weights
             if mode != "none":
                 labels = [y for f in task.train_features for y in np.atleast_1d(f["labels"]).tolist()]
@@ -417,7 +415,7 @@ class Trainer:
                     with accelerator.accumulate(prepared):
                         with precision_context(accelerator.device, tc.precision):
                             out = prepared(batch["input_ids"], batch["attention_mask"], tasks=[name])
-                        loss = task_loss(out.logits[name], batch["labels"], tasks[name].class_weights)
+                        loss = model.task_types[name].loss(out.logits[name], batch["labels"], tasks[name].class_weights)
                         weighted = weighting(name, loss) if weighting else loss * cfg.tasks[name].loss_weight
                         if weighted.requires_grad:
                             accelerator.backward(weighted)

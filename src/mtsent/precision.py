@@ -1,0 +1,150 @@
+"""Precision of inference: which numeric mode runs, and the converted model copies that run it.
+
+Precisions (one option everywhere: `precision=` in `encode`/`predict`, `--precision` in the CLI):
+
+- `fp32` (exact, batch-invariant): matches sentence-transformers.
+- `bf16`: bfloat16 weights (a cached copy) under autocast; matrix products run on AMX (recent Intel Xeon) or
+  tensor cores (GPU).
+- `int8`: dynamic int8 quantisation of most Linear layers (CPU only); for CPUs without bf16 units.
+- `auto` (the default in the library, the CLI and the service): `bf16` where the hardware has bf16 matrix
+  units, else `fp32`.
+
+See docs/speed.md for measurements and how to choose.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from functools import cache
+
+import torch
+from torch import nn
+
+__all__ = [
+    "PRECISIONS",
+    "drop_inference_copies",
+    "eval_mode",
+    "fast_bf16",
+    "inference_copy",
+    "precision_context",
+    "resolve_precision",
+]
+
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8", "auto")
+
+
+@cache
+def _cpu_has_bf16_units() -> bool:
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 matrix products are native here (AMX / AVX512-BF16 CPU, Ampere or newer GPU)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and _cpu_has_bf16_units()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The concrete precision for a requested one: `auto` picks bf16 only where the hardware makes it fast."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if fast_bf16(device) else "fp32"
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError("precision 'int8' (dynamic quantisation) runs on CPU only; use bf16 on a GPU")
+    return precision
+
+
+def precision_context(device: torch.device, precision: str):
+    """Autocast context for a precision name: bf16 autocast, nothing for fp32 and int8 (see `inference_copy`)."""
+    if resolve_precision(precision, device) == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+_COPIES: weakref.WeakKeyDictionary[nn.Module, dict[str, tuple[tuple, nn.Module]]] = weakref.WeakKeyDictionary()
+
+
+def _weights_key(module: nn.Module) -> tuple:
+    """Changes whenever a weight is replaced, moved or updated in place (an optimiser step bumps `_version`)."""
+    key = []
+    for p in module.parameters():
+        try:
+            version = p._version
+        except RuntimeError:  # inference tensors keep no version counter; they cannot be updated in place either
+            version = -1
+        key.append((p.data_ptr(), version))
+    return tuple(key)
+
+
+def _converted(module: nn.Module, precision: str) -> nn.Module:
+    """A copy of the module with weights stored for `precision`; tokenizers and configs are shared, not copied.
+
+    bf16: every weight in bfloat16, run under autocast (which keeps the float32 pooling and heads working); this
+    saves autocast's cast of each weight on every call. int8: dynamic quantisation of the Linear layers that do
+    not shrink their input; the down-projections (FFN output, classifier heads) stay float because their inputs
+    carry outlier activations that a per-tensor int8 scale flattens (quantising them too cost ~1 point of STS-B
+    Spearman and cosines down to 0.79 with all-MiniLM-L6-v2; see docs/speed.md).
+    """
+    shared = {
+        id(value): value
+        for sub in module.modules()
+        for name, value in vars(sub).items()
+        if not name.startswith("_") and not isinstance(value, nn.Module | torch.Tensor)
+    }
+    clone = copy.deepcopy(module, memo=shared)
+    if precision == "bf16":
+        return clone.to(torch.bfloat16).eval()
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    spec = {
+        name: default_dynamic_qconfig
+        for name, layer in clone.named_modules()
+        if isinstance(layer, nn.Linear) and layer.in_features <= layer.out_features
+    }
+    with warnings.catch_warnings():
+        # torch.ao eager quantisation is deprecated in favour of torchao (not a dependency here); it still works
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(clone, spec, dtype=torch.qint8).eval()
+
+
+def inference_copy(module: nn.Module, precision: str) -> nn.Module:
+    """The module that runs a precision: itself for fp32, a cached converted copy for bf16 and int8.
+
+    The copy is rebuilt when the weights change (training, loading, moving), and it is kept outside the module
+    (no new sub-module), so `state_dict` and the saved checkpoint format are unchanged. Run it inside
+    `precision_context`. Weight changes are detected by tensor version counters, which fused optimizers
+    (`torch.optim.AdamW(fused=True)`) do not bump: a loop that steps one must call `drop_inference_copies`
+    before inference, as mtsent's Trainer does before each evaluation.
+    """
+    precision = resolve_precision(precision, next(module.parameters()).device)
+    if precision == "fp32":
+        return module
+    key = (precision, _weights_key(module))
+    cached = _COPIES.get(module, {}).get(precision)
+    if cached is None or cached[0] != key:
+        cached = (key, _converted(module, precision))
+        _COPIES.setdefault(module, {})[precision] = cached
+    return cached[1]
+
+
+def drop_inference_copies(module: nn.Module) -> None:
+    """Forget the converted copies of `module` and its sub-modules, so the next inference call rebuilds them."""
+    for sub in module.modules():
+        _COPIES.pop(sub, None)
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Switch to eval (no dropout) for the block, then restore whatever mode the module was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)

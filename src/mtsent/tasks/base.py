@@ -1,0 +1,132 @@
+"""What a task type is: the contract every type implements, and the lookup of types by name.
+
+A task type is one class in one module of this package. It owns everything that differs between tasks: the
+head and which encoder features it reads, how examples become features (tokenising and label alignment), the
+loss, how logits become predictions and metrics, the data formats and labels it accepts. The model, the
+trainer and evaluation only call these methods, so a new type is a new module here (see docs/architecture.md).
+
+Types register themselves by name with `@register_task_type` (the registry lives in `mtsent.config`, so a
+config's `type:` field is checked against it); `get_task_type(name)` returns the class.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+from mtsent.batching import Window
+from mtsent.config import HeadConfig, register_task_type, task_type_class
+from mtsent.encoder import EncoderOutput, LongTexts
+from mtsent.spans import Word
+
+__all__ = ["LongTexts", "TaskType", "WindowOutput", "get_task_type", "register_task_type"]
+
+
+@dataclass
+class WindowOutput:
+    """One task's head output for one window of a text (float32, on the CPU)."""
+
+    window: Window
+    logits: Tensor
+
+
+def get_task_type(name: str) -> type[TaskType]:
+    """The task type registered under `name`; an unknown name is a ValueError listing the registered ones."""
+    return task_type_class(name)
+
+
+class TaskType(ABC):
+    """One kind of task, bound to one head's config (its name, labels and head options).
+
+    Class attributes describe the type; class methods work before a head exists (reading data, choosing
+    labels); instance methods need the head's config.
+    """
+
+    name: ClassVar[str]
+    """Registry key: what `type:` says in a config."""
+    level: ClassVar[str]
+    """What one answer is about ("sentence", "token"): for display in the CLI, the app and the service."""
+    formats: ClassVar[tuple[str, ...]]
+    """Data formats (`DataConfig.format`) this type reads."""
+    main_metric: ClassVar[str]
+    """The metric that stands for the task in the monitored mean and in summaries."""
+    reads_all_windows: ClassVar[bool]
+    """False when an answer reads only a long text's first window unless asked for `long_texts="mean"`."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        self.config = config
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config.labels
+
+    # ---------------------------------------------------------------- config and data (no head needed)
+    @classmethod  # noqa: B027 (an optional hook: a type that accepts any head config keeps it empty)
+    def check_config(cls, config: HeadConfig) -> None:
+        """Raise ValueError when a head config does not fit this type (called by HeadConfig's validation)."""
+
+    @classmethod
+    @abstractmethod
+    def example_labels(cls, example: Any) -> Sequence[str]:
+        """The labels one example carries (checked against the train split's label list)."""
+
+    @classmethod
+    @abstractmethod
+    def label_list(cls, seen: set[str]) -> list[str]:
+        """The head's labels, in order, from the labels seen in the train split."""
+
+    @classmethod
+    def file_format(cls, path: Path) -> str | None:
+        """The format to read `path` in when none is given: the type's only format, else None (from the suffix)."""
+        return cls.formats[0] if len(cls.formats) == 1 else None
+
+    # ---------------------------------------------------------------- model
+    @abstractmethod
+    def build_head(self, sentence_dim: int, token_dim: int) -> nn.Module:
+        """A freshly initialised head; `sentence_dim` is the pooled embedding's size, `token_dim` a token's."""
+
+    @abstractmethod
+    def head_input(self, encoded: EncoderOutput) -> Tensor:
+        """The encoder features this type's head reads."""
+
+    def logits(self, head: nn.Module, encoded: EncoderOutput) -> Tensor:
+        """The head's output for a batch: `head(head_input(encoded))`.
+
+        A type whose rows are not independent overrides this; a sentence-pair type, for instance, puts its
+        first texts in the first half of the batch and the second texts in the second half, and returns the
+        cosine between the halves' sentence embeddings.
+        """
+        return head(self.head_input(encoded))
+
+    @abstractmethod
+    def loss(self, logits: Tensor, labels: Tensor, class_weights: Tensor | None = None) -> Tensor:
+        """The training loss of a batch (computed in float32)."""
+
+    # ---------------------------------------------------------------- features
+    @abstractmethod
+    def tokenize(
+        self, tokenizer: Any, examples: Sequence[Any], max_length: int, label_all_subwords: bool = False
+    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """Model features of examples (`input_ids`, `attention_mask`, `labels`, ...) and truncation counts.
+
+        `label_all_subwords` is read by types that label sub-words; the others ignore it.
+        """
+
+    # ---------------------------------------------------------------- evaluation
+    @abstractmethod
+    def decode_batch(self, logits: Tensor) -> list[Any]:
+        """Per-row outputs of a batch's logits, as `score` consumes them."""
+
+    @abstractmethod
+    def score(self, examples: Sequence[Any], features: Sequence[dict[str, Any]], outputs: Sequence[Any]) -> dict:
+        """Metrics of the outputs against the examples' gold labels; must contain `main_metric`."""
+
+    # ---------------------------------------------------------------- prediction
+    @abstractmethod
+    def decode(self, text: str, words: list[Word], outputs: list[WindowOutput], long_texts: LongTexts) -> Any:
+        """One text's answer from its windows' outputs (the prediction object the type defines)."""
