@@ -18,7 +18,7 @@ import torch
 from parity import RESULTS, machine, read_agnews, read_sst2, row_cosine, write_report
 
 from mtsent.encoder import SentenceEncoder
-from mtsent.inference import inference_copy
+from mtsent.precision import inference_copy
 
 
 def main() -> None:

@@ -13,14 +13,12 @@ import statistics
 import time
 from pathlib import Path
 
+from mtsent.batching import bucketed_batches, padding_ratio, random_batches
 from mtsent.data import (
     align_token_labels,
-    bucketed_batches,
     encode_sentences,
     load_task_data,
     load_tokenizer,
-    padding_ratio,
-    random_batches,
     read_task_specs,
     resolve_data_dir,
 )

@@ -19,7 +19,7 @@ from parity import write_report
 from mtsent.data import load_task_data
 from mtsent.model import MultiTaskModel
 from mtsent.training import load_config
-from mtsent.training.evaluation import encode_task, evaluate_task
+from mtsent.training.evaluation import evaluate_task, tokenize_task
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def main() -> None:
     for name in model.tasks:
         spec = config.tasks[name]
         dev = load_task_data(name, spec.type, spec.data, None).dev
-        features, _ = encode_task(model, name, dev, model.encoder.max_length)
+        features, _ = tokenize_task(model, name, dev, model.encoder.max_length)
         for mode in args.modes.split(","):
             started = time.perf_counter()
             metrics = evaluate_task(model, name, dev, features, batch_size=128, precision=mode)

@@ -75,3 +75,11 @@ def tiny_backbone(tmp_path_factory) -> Path:
     BertModel(config).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The packaged backbone's fast tokenizer."""
+    from mtsent.data import load_tokenizer
+
+    return load_tokenizer(None)

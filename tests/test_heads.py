@@ -1,11 +1,10 @@
-"""Task heads: the right input size per level, optional hidden layer, dropout only in training."""
+"""Classification heads: shapes, optional hidden layer, dropout only in training."""
 
 from __future__ import annotations
 
 import torch
 
-from mtsent.config import HeadConfig
-from mtsent.heads import ClassificationHead, build_head
+from mtsent.heads import ClassificationHead
 
 
 def test_linear_head_shapes():
@@ -30,13 +29,3 @@ def test_dropout_only_in_training():
     torch.testing.assert_close(head(x), head(x))
     head.train()
     assert not torch.allclose(head(x), head(x))
-
-
-def test_build_head_reads_the_right_feature_size():
-    sentence = HeadConfig(name="s", type="sentence_classification", labels=["a", "b"])
-    token = HeadConfig(name="t", type="token_classification", labels=["O", "B-X", "I-X"], hidden_dim=5)
-    s_head = build_head(sentence, sentence_dim=64, token_dim=384)
-    t_head = build_head(token, sentence_dim=64, token_dim=384)
-    assert s_head(torch.randn(2, 64)).shape == (2, 2)
-    assert t_head(torch.randn(2, 9, 384)).shape == (2, 9, 3)
-    assert t_head.net[1].in_features == 384 and t_head.net[1].out_features == 5

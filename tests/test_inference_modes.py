@@ -10,13 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from mtsent.inference import (
-    PRECISIONS,
-    encode_file,
-    inference_copy,
-    resolve_precision,
-    token_budget_batches,
-)
+from mtsent.inference import encode_file
+from mtsent.precision import PRECISIONS, inference_copy, resolve_precision
 
 SENTENCES = [
     "A man is playing the cello.",
@@ -141,18 +136,6 @@ def test_precision_names() -> None:
     assert resolve_precision("auto", cpu) in ("bf16", "fp32")
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision("fp8", cpu)
-
-
-def test_token_budget_batches() -> None:
-    lengths = [5, 50, 3, 20, 20, 7, 300, 1]
-    batches = token_budget_batches(lengths, max_tokens=60)
-    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
-    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
-    for b in batches:
-        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 60
-    assert all(len(b) <= 2 for b in token_budget_batches(lengths, max_tokens=10_000, max_batch=2))
-    with pytest.raises(ValueError):
-        token_budget_batches(lengths, max_tokens=0)
 
 
 def test_encode_file_streams_npy_and_jsonl(encoder, reference, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mtsent.metrics import MAIN_METRIC, sentence_metrics, token_metrics
+from mtsent.metrics import sentence_metrics, token_metrics
 from mtsent.spans import bio_spans
 
 
@@ -66,7 +66,6 @@ def test_token_metrics_by_hand_with_conlleval_semantics():
     assert per["ORG"] == pytest.approx({"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1})
     assert per["MISC"] == pytest.approx({"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1})
     assert m["n"] == 4
-    assert MAIN_METRIC == {"sentence_classification": "accuracy", "token_classification": "f1"}
 
 
 def test_scoring_and_prediction_decode_entities_the_same_way():

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mtsent import MultiTaskModel, SentencePrediction, TokenPrediction
-from mtsent.encoder import eval_mode
-from mtsent.model import word_windows
+from mtsent.batching import word_windows
+from mtsent.precision import eval_mode
 
 TEXTS = ["Angela Merkel visited Paris last week.", "The match ended in a draw.", "Apple shares rose 5%."]
 

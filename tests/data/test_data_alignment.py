@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from mtsent.batching import IGNORE_INDEX
 from mtsent.data import (
-    IGNORE_INDEX,
     DataError,
     SentenceExample,
     TokenExample,

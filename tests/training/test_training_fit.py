@@ -290,7 +290,7 @@ def test_evaluation_during_training_sees_the_current_weights(make_config, train)
     Regression: evaluations after the first one reused the copy made at the first, so every later dev score (and
     the best-checkpoint choice) repeated the first one.
     """
-    from mtsent.inference import inference_copy
+    from mtsent.precision import inference_copy
 
     config = make_config(training={"max_steps": 4, "precision": "bf16"}, evaluation={"every_steps": 2})
     trainer, _, _ = train(config)

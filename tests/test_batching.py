@@ -1,3 +1,5 @@
+"""Batching: which rows share a batch (one function per algorithm) and padding."""
+
 from __future__ import annotations
 
 import random
@@ -5,7 +7,7 @@ import random
 import pytest
 import torch
 
-from mtsent.data import DataCollator, bucketed_batches, padding_ratio, random_batches
+from mtsent.batching import DataCollator, bucketed_batches, padding_ratio, random_batches, token_budget_batches
 
 
 def test_collator_sentence_batch(tokenizer) -> None:
@@ -62,3 +64,22 @@ def test_eval_batches_are_sorted() -> None:
 def test_padding_ratio() -> None:
     assert padding_ratio([2, 4, 3, 3], [[0, 1], [2, 3]]) == pytest.approx(2 / 14)
     assert padding_ratio([], []) == 0.0
+
+
+def test_token_budget_batches() -> None:
+    lengths = [5, 50, 3, 20, 20, 7, 300, 1]
+    batches = token_budget_batches(lengths, max_tokens=60)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
+    for b in batches:
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 60
+    assert all(len(b) <= 2 for b in token_budget_batches(lengths, max_tokens=10_000, max_batch=2))
+    with pytest.raises(ValueError):
+        token_budget_batches(lengths, max_tokens=0)
+
+
+def test_fixed_size_batches_without_a_budget_are_sorted_longest_first_and_complete():
+    batches = token_budget_batches([3, 9, 1, 9, 5], max_tokens=None, max_batch=2)
+    assert batches == [[1, 3], [4, 0], [2]]
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        token_budget_batches([1], None, 0)
