@@ -116,7 +116,25 @@ def test_long_input_truncated_to_max_length(encoder):
     long_text = " ".join(["word"] * 600)
     r = encoder.encode_tokens([long_text], precision="fp32")[0]
     assert len(r.tokens) == encoder.max_length - 2
-    assert encoder.encode([long_text], precision="fp32").shape == (1, 384)
+    with pytest.warns(UserWarning, match="1 of 1 texts are longer than 256 sub-words and were truncated"):
+        assert encoder.encode([long_text], precision="fp32").shape == (1, 384)
+
+
+def test_long_texts_mean_averages_the_windows(encoder):
+    import warnings
+
+    long_text = " ".join(f"word{i % 50}" for i in range(700))
+    short = SENTENCES[:2]
+    with pytest.warns(UserWarning, match="truncated"):
+        first = encoder.encode([long_text, *short], precision="fp32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean = encoder.encode([long_text, *short], precision="fp32", long_texts="mean")
+    np.testing.assert_allclose(mean[1:], first[1:], atol=1e-5)  # texts that fit are encoded as before
+    assert np.linalg.norm(mean[0]) == pytest.approx(1.0, abs=1e-5)
+    assert float(mean[0] @ first[0]) < 0.9999  # the rest of the text changed the embedding
+    with pytest.raises(ValueError, match="long_texts must be 'truncate' or 'mean'"):
+        encoder.encode(["x"], long_texts="all")
 
 
 def test_bf16_close_to_fp32(encoder, embeddings):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mtsent import MultiTaskModel, SentencePrediction, TokenPrediction
-from mtsent.batching import word_windows
+from mtsent.batching import text_windows, word_windows
 from mtsent.precision import eval_mode
 
 TEXTS = ["Angela Merkel visited Paris last week.", "The match ended in a draw.", "Apple shares rose 5%."]
@@ -196,7 +196,8 @@ LONG_TEXT = " ".join(LONG_WORDS)
 
 def test_long_text_every_word_gets_a_tag(tiny_model):
     assert len(tiny_model.encoder.tokenizer(LONG_TEXT)["input_ids"]) > tiny_model.encoder.max_length
-    answer = tiny_model.predict([LONG_TEXT, "short one"], tasks=["ner", "topic"], precision="fp32")
+    with pytest.warns(UserWarning, match="1 of 2 texts are longer than 256 sub-words: tasks topic read only"):
+        answer = tiny_model.predict([LONG_TEXT, "short one"], tasks=["ner", "topic"], precision="fp32")
     ner = answer[0]["ner"]
     assert ner.words == LONG_WORDS
     assert len(ner.tags) == len(LONG_WORDS) == 600
@@ -208,19 +209,36 @@ def test_long_text_windows_overlap_and_fit(tiny_model):
     from mtsent.spans import split_words
 
     words = split_words(LONG_TEXT)
-    windows = tiny_model._windows([words])
+    enc = tiny_model.encoder
+    windows = text_windows(enc.tokenizer, [[w.text for w in words]], enc.max_length)
     assert len(windows) >= 3
     seen: set[int] = set()
     previous_end = None
     for win in windows:
         assert len(win.input_ids) <= tiny_model.encoder.max_length
-        covered = {win.first_word + w for w in win.word_ids if w is not None}
+        covered = {w for w in win.word_ids if w is not None}  # word indices into the whole text
         assert covered == set(range(win.first_word, max(covered) + 1))  # whole, contiguous words
         if previous_end is not None:
             assert win.first_word < previous_end  # overlaps the previous window
         previous_end = max(covered) + 1
         seen |= covered
     assert seen == set(range(len(words)))
+
+
+def test_long_texts_mean_averages_sentence_answers_over_windows(tiny_model):
+    import warnings
+
+    with pytest.warns(UserWarning, match="long_texts='mean'"):
+        first = tiny_model.predict([LONG_TEXT, "short one"], tasks=["topic", "ner"], precision="fp32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asking for the mean is not warned about
+        mean = tiny_model.predict([LONG_TEXT, "short one"], tasks=["topic", "ner"], precision="fp32", long_texts="mean")
+    assert mean[0]["topic"].scores != pytest.approx(first[0]["topic"].scores, abs=1e-6)
+    assert sum(mean[0]["topic"].scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert mean[1]["topic"] == first[1]["topic"]  # a text within one window reads the same
+    assert mean[0]["ner"] == first[0]["ner"]  # token answers always read every window
+    with pytest.raises(ValueError, match="long_texts must be 'truncate' or 'mean'"):
+        tiny_model.predict(["x"], long_texts="first")
 
 
 def test_word_without_subwords_still_gets_a_tag(tiny_model):
