@@ -154,6 +154,15 @@ def test_missing_model_directory(tmp_path):
         assert_user_error(run(*args), "model directory not found", "no-such-model")
 
 
+def test_empty_model_directory_is_one_line(tmp_path):
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    for args in (("info", empty), ("predict", "text", "--model", empty), ("encode", "text", "--model", empty)):
+        result = run(*args)
+        assert_user_error(result, "empty-model holds no model: expected config.json and model.safetensors")
+        assert len(result.output.strip().splitlines()) == 1, result.output
+
+
 def test_relative_missing_model_directory():
     assert_user_error(run("info", "./no/such/dir"), "model directory not found")
 

@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -23,10 +22,6 @@ def load_for_serving(model: str | None):
 
     if model is None:
         return MultiTaskModel()
-    if not Path(model).exists():
-        raise FileNotFoundError(f"model directory not found: {model}")
-    if not Path(model).is_dir():
-        raise NotADirectoryError(f"--model must be a model directory, got a file: {model}")
     try:
         return MultiTaskModel.from_pretrained(model, device="cpu")
     except (ValueError, OSError) as exc:
