@@ -12,14 +12,14 @@ config's `type:` field is checked against it); `get_task_type(name)` returns the
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from mtsent.batching import Window
+from mtsent.batching import DataCollator, Window
 from mtsent.config import HeadConfig, register_task_type, task_type_class
 from mtsent.encoder import EncoderOutput, LongTexts
 from mtsent.spans import Word
@@ -116,6 +116,13 @@ class TaskType(ABC):
 
         `label_all_subwords` is read by types that label sub-words; the others ignore it.
         """
+
+    def collator(self, tokenizer: Any) -> Callable[[Sequence[dict[str, Any]]], dict[str, Tensor]]:
+        """What turns a list of this type's features into a batch: right padding (`DataCollator`) by default.
+
+        A type whose feature holds more than one text (a sentence pair) returns a collator that stacks them.
+        """
+        return DataCollator(tokenizer)
 
     # ---------------------------------------------------------------- evaluation
     @abstractmethod

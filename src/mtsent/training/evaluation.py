@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from mtsent.batching import DataCollator, bucketed_batches
+from mtsent.batching import bucketed_batches
 from mtsent.data import DataConfig, DataError
 from mtsent.data.readers import table_format_from_suffix
 from mtsent.data.tasks import read_examples
@@ -40,7 +40,7 @@ def evaluate_task(
 ) -> dict:
     """Metrics of one task (as its type scores them), with the type's main metric copied to `main`."""
     task_type = model.task_types[task]
-    collate = DataCollator(model.encoder.tokenizer)
+    collate = task_type.collator(model.encoder.tokenizer)
     lengths = [len(f["input_ids"]) for f in features]
     outputs: list[Any] = [None] * len(features)
     with eval_mode(model), precision_context(model.device, precision):

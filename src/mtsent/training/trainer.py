@@ -25,7 +25,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from mtsent.batching import DataCollator, bucketed_batches
+from mtsent.batching import bucketed_batches
 from mtsent.config import HeadConfig, ModelConfig
 from mtsent.data import (
     MultiTaskSampler,
@@ -310,7 +310,7 @@ class Trainer:
             prepared = model  # nothing trains: no DDP wrapper (DDP refuses a module without trainable parameters)
         else:
             prepared, optimizer = accelerator.prepare(model, optimizer)
-        collate = DataCollator(model.encoder.tokenizer)
+        collators = {n: model.task_types[n].collator(model.encoder.tokenizer) for n in tasks}
 
         def trainable_note() -> str:
             trainable, total = count_parameters(model)
@@ -410,7 +410,7 @@ class Trainer:
                 for micro in range(accum):
                     name = sampler.sample(step * accum + micro)
                     indices = streams[name].next()
-                    batch = collate([tasks[name].train_features[i] for i in indices])
+                    batch = collators[name]([tasks[name].train_features[i] for i in indices])
                     batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                     with accelerator.accumulate(prepared):
                         with precision_context(accelerator.device, tc.precision):
