@@ -29,6 +29,7 @@ __all__ = [
     "atomic_directory",
     "default_backbone_path",
     "is_mtsent_dir",
+    "load_weights",
     "locate_model",
     "read_model_dir",
     "write_model_dir",
@@ -102,6 +103,20 @@ def is_mtsent_dir(path: str | Path) -> bool:
         return isinstance(data, dict) and bool(data.get(_MARKER))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
+
+
+def load_weights(
+    module: torch.nn.Module, tensors: dict[str, torch.Tensor], where: Path, device: str | torch.device | None
+) -> torch.nn.Module:
+    """Load a directory's tensors into a freshly built module (strictly), move it to `device` (default: the
+    GPU when there is one) and switch it to eval mode."""
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{where}: {WEIGHTS_NAME} does not match {CONFIG_NAME}: {exc}") from exc
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return module.to(device).eval()
 
 
 ModelKind = Literal["mtsent", "transformers", "hub"]

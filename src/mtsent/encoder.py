@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows, token_budget_batches
-from mtsent.checkpoint import default_backbone_path, locate_model, read_model_dir, write_model_dir
+from mtsent.checkpoint import default_backbone_path, load_weights, locate_model, read_model_dir, write_model_dir
 from mtsent.config import DEFAULT_BACKBONE, EncoderConfig, ModelConfig, PoolingMode
 from mtsent.inputs import check_sentences
 from mtsent.pooling import Pooling
@@ -368,13 +368,7 @@ class SentenceEncoder(nn.Module):
         config, tensors = read_model_dir(where)
         encoder = cls.from_config(config, where, device="cpu")
         state = {k[len(ENCODER_PREFIX) :]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
-        try:
-            encoder.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(f"{where}: model.safetensors does not match config.json: {exc}") from exc
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        return encoder.to(device).eval()
+        return load_weights(encoder, state, where, device)
 
     def extra_repr(self) -> str:
         c = self.config

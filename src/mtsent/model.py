@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows, token_budget_batches
-from mtsent.checkpoint import locate_model, read_model_dir, write_model_dir
+from mtsent.checkpoint import load_weights, locate_model, read_model_dir, write_model_dir
 from mtsent.config import HeadConfig, ModelConfig
 from mtsent.encoder import LongTexts, SentenceEncoder
 from mtsent.inputs import check_sentences
@@ -200,13 +200,7 @@ class MultiTaskModel(nn.Module):
             return cls(SentenceEncoder.from_pretrained(path, device=device), [])
         config, tensors = read_model_dir(where)
         model = cls(SentenceEncoder.from_config(config, where, device="cpu"), config.tasks)
-        try:
-            model.load_state_dict(tensors, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(f"{where}: model.safetensors does not match config.json: {exc}") from exc
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        return model.to(device).eval()
+        return load_weights(model, tensors, where, device)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
