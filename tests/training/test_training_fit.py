@@ -8,10 +8,12 @@ import hashlib
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from sklearn.utils.class_weight import compute_class_weight
 
 from mtsent.model import MultiTaskModel
 from mtsent.training.config import TrainConfig
@@ -190,6 +192,26 @@ def test_uncertainty_weighting_and_class_weights(make_config, train):
     assert (log_vars != 0).all(), "every task's log-variance should have trained"
     train_losses = [r["loss"] for r in _records(trainer.run_dir, "train")]
     assert all(math.isfinite(x) for x in train_losses)
+
+    # the class weights the loss uses: sklearn's "balanced" weights over the classes present in the training
+    # labels (their square root for sqrt_inverse), scaled to mean 1; an absent class weighs 1; a given list is
+    # scaled to mean 1
+    used = trainer.objective.class_weights
+    expected = {"topic": torch.tensor([0.5, 1.5])}
+    for name, root in (("sentiment", False), ("ner", True)):
+        labels = np.array([y for f in trainer.tasks[name].train_features for y in np.atleast_1d(f["labels"])])
+        labels = labels[labels != -100]
+        present = np.unique(labels)
+        balanced = compute_class_weight("balanced", classes=present, y=labels)
+        balanced = np.sqrt(balanced) if root else balanced
+        weights = torch.ones(len(trainer.model.tasks[name].labels))
+        weights[present] = torch.tensor(balanced / balanced.mean(), dtype=torch.float32)
+        expected[name] = weights
+    for name, weights in expected.items():
+        torch.testing.assert_close(used[name], weights, msg=name)
+    ner_labels = trainer.model.tasks["ner"].labels
+    assert used["ner"][ner_labels.index("O")] < 1 < used["ner"][ner_labels.index("B-PER")]  # frequent O weighs less
+    assert used["ner"][ner_labels.index("I-LOC")] == 1  # no I-LOC in the tiny data
 
 
 def test_class_weight_list_of_the_wrong_length_is_an_error(make_config, train):

@@ -42,11 +42,17 @@ def _layer_index(name: str) -> int | None:
 
 
 def set_trainable(model: MultiTaskModel, config: FreezingConfig, step: int) -> None:
-    """Set requires_grad on every parameter for `step` (idempotent; cheap enough to call every step)."""
+    """Set requires_grad on every parameter for `step` (idempotent; cheap enough to call every step).
+
+    Strategy `backbone` freezes the whole encoder: the transformer backbone *and* the pooling and projection
+    layers above it, so only the heads train. That is what keeps the sentence embedding, and so every other
+    head's output, bit-identical when a head is added to a trained model. `progressive` and `freeze_embeddings`
+    act on the transformer backbone only; pooling and projection train with the heads there.
+    """
     for p in model.parameters():
         p.requires_grad_(config.strategy != "all")
     if config.strategy == "backbone":
-        for p in model.encoder.parameters():
+        for p in model.encoder.parameters():  # backbone, pooling and projection
             p.requires_grad_(False)
     elif config.strategy == "progressive":
         groups = backbone_layer_groups(model)

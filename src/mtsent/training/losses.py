@@ -10,7 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["UncertaintyWeighting"]
+from mtsent.model import MultiTaskModel
+from mtsent.precision import precision_context
+
+__all__ = ["TrainingObjective", "UncertaintyWeighting"]
 
 
 class UncertaintyWeighting(nn.Module):
@@ -27,3 +30,31 @@ class UncertaintyWeighting(nn.Module):
 
     def weights(self) -> dict[str, float]:
         return {t: float(torch.exp(-s)) for t, s in zip(self.tasks, self.log_vars.detach())}
+
+
+class TrainingObjective(nn.Module):
+    """The module the trainer hands to accelerate: one task's forward pass, its loss and the weighted loss.
+
+    The learned loss weights are a submodule next to the model, so under DDP their gradients are averaged
+    across processes together with the model's (every process keeps the same weights).
+    """
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        precision: str,
+        loss_weights: dict[str, float],
+        class_weights: dict[str, Tensor | None],
+        weighting: UncertaintyWeighting | None = None,
+    ) -> None:
+        super().__init__()
+        self.model, self.weighting = model, weighting
+        self.precision, self.loss_weights, self.class_weights = precision, loss_weights, class_weights
+
+    def forward(self, batch: dict[str, Tensor], task: str) -> tuple[Tensor, Tensor]:
+        """(the task's loss, the loss to back-propagate); the forward pass runs under the training precision."""
+        with precision_context(self.model.device, self.precision):
+            out = self.model(batch["input_ids"], batch["attention_mask"], tasks=[task])
+        loss = self.model.task_types[task].loss(out.logits[task], batch["labels"], self.class_weights[task])
+        weighted = self.weighting(task, loss) if self.weighting is not None else loss * self.loss_weights[task]
+        return loss, weighted

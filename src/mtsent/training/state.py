@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["STATE_JSON", "STATE_TENSORS", "load_training_state", "save_training_state"]
+__all__ = ["STATE_JSON", "STATE_TENSORS", "load_training_state", "save_training_state", "saved_step"]
 
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "trainer_state.safetensors"
@@ -87,3 +87,11 @@ def load_training_state(directory: Path, optimizer: torch.optim.Optimizer, sched
     np.random.set_state((npy[0], np.array(npy[1], dtype=np.uint32), *npy[2:]))
     extra = {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
     return payload["trainer"], extra
+
+
+def saved_step(directory: Path) -> int | None:
+    """The step the checkpoint in `directory` was saved at; None when it holds no trainer state."""
+    file = directory / STATE_JSON
+    if not file.is_file():
+        return None
+    return int(json.loads(file.read_text(encoding="utf-8"))["trainer"]["state"]["step"])

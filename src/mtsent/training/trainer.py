@@ -15,7 +15,7 @@ import platform
 import random
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +36,16 @@ from mtsent.data import (
     steps_per_epoch,
 )
 from mtsent.model import MultiTaskModel
-from mtsent.precision import drop_inference_copies, precision_context
+from mtsent.precision import drop_inference_copies
 from mtsent.training.config import TrainConfig, load_config
 from mtsent.training.evaluation import evaluate_task, tokenize_task
 from mtsent.training.freezing import count_parameters, set_trainable
-from mtsent.training.losses import UncertaintyWeighting
+from mtsent.training.losses import TrainingObjective, UncertaintyWeighting
 from mtsent.training.optim import build_optimizer, build_scheduler
 from mtsent.training.report import MetricsLog, eval_table, plot_run
-from mtsent.training.state import load_training_state, save_training_state
+from mtsent.training.state import load_training_state, save_training_state, saved_step
 
-__all__ = ["TaskStream", "Trainer"]
+__all__ = ["TaskStream", "TrainState", "Trainer", "TrainingInterrupted"]
 
 
 class TaskStream:
@@ -110,8 +110,46 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class TrainState:
+    """Where a run stands. Saved in `last` (as JSON, beside the optimizer, the batch streams and the random
+    generators) and restored by a resumed run."""
+
+    step: int = 0
+    examples: int = 0
+    best: float | None = None
+    best_step: int | None = None
+    best_results: dict[str, dict] = field(default_factory=dict)
+    bad_evals: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `fit()`: where the run stopped and the checkpoint a resumed run continues from.
+
+    A KeyboardInterrupt, so code that stops on Ctrl-C still does; the CLI prints it and how to resume.
+    """
+
+    def __init__(self, run_dir: Path, step: int, checkpoint_step: int | None) -> None:
+        self.run_dir, self.step, self.checkpoint_step = run_dir, step, checkpoint_step
+        self.checkpoint = run_dir / "last" if checkpoint_step is not None else None
+        where = (
+            f"last checkpoint: {self.checkpoint} (step {checkpoint_step})"
+            if self.checkpoint is not None
+            else "no checkpoint was saved yet"
+        )
+        super().__init__(f"training interrupted at step {step}; {where}")
+
+
 class Trainer:
-    """Train a MultiTaskModel from a TrainConfig: `Trainer(config).fit()` returns the run summary."""
+    """Train a MultiTaskModel from a TrainConfig: `Trainer(config).fit()` returns the run summary.
+
+    `fit()` reads top to bottom: `setup()` builds everything and restores a resumed run, then each
+    `train_step()` is one optimizer step and every `eval_every` steps `evaluate_and_checkpoint()` scores the dev
+    sets, keeps the best model and saves `last`.
+    """
 
     def __init__(
         self,
@@ -134,7 +172,317 @@ class Trainer:
         self.run_dir = self.config.output_dir
         self.model: MultiTaskModel | None = None
 
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> dict:
+        """Run training (or only evaluation, for freezing strategy `all`) and return the summary dict.
+
+        Ctrl-C raises `TrainingInterrupted`, which names the checkpoint that `resume=True` continues from.
+        """
+        started = time.perf_counter()
+        state = TrainState()
+        try:
+            state = self.setup()
+            # freezing strategy `all`: nothing trains, the run is a single evaluation
+            if self.config.freezing.strategy == "all":
+                self.out.print("freezing strategy 'all': nothing trains; evaluating only")
+                self.evaluate(state)
+                self.total_steps = state.step
+            # train: one optimizer step at a time, a log line every `log_every` steps, an evaluation and a
+            # checkpoint every `eval_every` steps and at the end
+            log_every = self.config.training.log_every
+            losses: dict[str, list[float]] = {n: [] for n in self.tasks}
+            window_examples, window_start = state.examples, time.perf_counter()
+            with self._progress() as progress:
+                bar = progress.add_task("training", total=self.total_steps, completed=state.step, info="")
+                while state.step < self.total_steps and not state.stopped_early:
+                    for name, loss in self.train_step(state):
+                        losses[name].append(loss)
+                    if state.step % log_every == 0 or state.step == self.total_steps:
+                        rate = (state.examples - window_examples) / max(time.perf_counter() - window_start, 1e-9)
+                        window_examples, window_start = state.examples, time.perf_counter()
+                        progress.update(bar, info=self.log_train(state.step, losses, rate))
+                        losses = {n: [] for n in self.tasks}
+                    progress.update(bar, completed=state.step)
+                    if state.step % self.eval_every == 0 or state.step == self.total_steps:
+                        self.evaluate_and_checkpoint(state)
+        except KeyboardInterrupt as interrupt:
+            raise TrainingInterrupted(self.run_dir, state.step, saved_step(self.run_dir / "last")) from interrupt
+        return self._finish(state, time.perf_counter() - started)
+
+    def train_step(self, state: TrainState) -> list[tuple[str, float]]:
+        """One optimizer step over `gradient_accumulation_steps` batches, each of the task the sampler draws;
+        returns (task, loss) of each batch."""
+        cfg, accum = self.config, self.config.training.gradient_accumulation_steps
+        started = time.perf_counter()
+        # progressive unfreezing: the layers this step trains
+        if cfg.freezing.strategy == "progressive":
+            before = count_parameters(self.model)[0]
+            set_trainable(self.model, cfg.freezing, state.step)
+            if count_parameters(self.model)[0] != before:
+                self.out.print(f"step {state.step}: unfroze another layer group; {self._trainable_note()}")
+        # forward and backward per batch; accelerate syncs, clips and steps the optimizer on the last one
+        self.objective.train()
+        losses = []
+        for micro in range(accum):
+            name = self.sampler.sample(state.step * accum + micro)
+            indices = self.streams[name].next()
+            batch = self.collators[name]([self.tasks[name].train_features[i] for i in indices])
+            batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
+            with self.accelerator.accumulate(self.objective):
+                loss, weighted = self.objective(batch, name)
+                if weighted.requires_grad:
+                    self.accelerator.backward(weighted)
+                if self.accelerator.sync_gradients and cfg.optim.max_grad_norm:
+                    params = [p for p in self.model.parameters() if p.grad is not None]  # not the loss weights
+                    if params:
+                        self.accelerator.clip_grad_norm_(params, cfg.optim.max_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+            losses.append((name, float(loss.detach())))
+            state.examples += len(indices) * self.accelerator.num_processes
+        # the learning-rate schedule counts optimizer steps
+        self.scheduler.step()
+        state.step += 1
+        state.train_seconds += time.perf_counter() - started
+        return losses
+
+    def evaluate_and_checkpoint(self, state: TrainState) -> None:
+        """Evaluate (keeping the best checkpoint, deciding early stopping), then save `last` to resume from."""
+        self.evaluate(state)
+        self.save_last(state)
+
+    def evaluate(self, state: TrainState) -> None:
+        """Score every task on its dev split; save `best` when the monitored value improves by more than
+        `min_delta`; stop early after `patience` evaluations without improvement."""
+        cfg = self.config
+        # dev metrics of every task that has a dev split
+        started = time.perf_counter()
+        drop_inference_copies(self.model)  # fused AdamW steps bump no version counter: the cache cannot see them
+        results = {
+            n: evaluate_task(
+                self.model, n, t.splits.dev, t.dev_features, cfg.evaluation.batch_size, cfg.training.precision
+            )
+            for n, t in self.tasks.items()
+            if t.dev_features
+        }
+        state.eval_seconds += time.perf_counter() - started
+        if not results:
+            return
+        # improvement bookkeeping
+        monitor = self._monitor_value(results)
+        improved = state.best is None or monitor > state.best + cfg.evaluation.min_delta
+        if improved:
+            state.best, state.best_step, state.best_results, state.bad_evals = monitor, state.step, results, 0
+        else:
+            state.bad_evals += 1
+        # the main process logs, prints the table and writes the best checkpoint
+        if self.accelerator.is_main_process:
+            epoch = round(state.step * cfg.training.gradient_accumulation_steps / self.micro_per_epoch, 4)
+            for n, m in results.items():
+                scalars = {k: v for k, v in m.items() if isinstance(v, int | float)}
+                self.log.log({"step": state.step, "epoch": epoch, "kind": "eval", "task": n, **scalars})
+            best_main = {n: m["main"] for n, m in state.best_results.items()}
+            self.out.print(eval_table(state.step, results, best_main, monitor))
+            if improved and cfg.output.save_best:
+                best_json = json.dumps({"step": state.step, "monitor": monitor, "metrics": results}, indent=2)
+                self.model.save_pretrained(
+                    self.run_dir / "best",
+                    write_extra=lambda d: (d / "metrics.json").write_text(best_json, encoding="utf-8"),
+                )
+        # early stopping
+        patience = cfg.evaluation.patience
+        if patience is not None and state.bad_evals >= patience:
+            state.stopped_early = True
+            self.out.print(f"early stopping at step {state.step}: no improvement in {patience} evaluations")
+
+    def save_last(self, state: TrainState) -> None:
+        """Write `last`: the model plus everything a resumed run needs (main process, unless output.save_last
+        is off)."""
+        if not (self.accelerator.is_main_process and self.config.output.save_last):
+            return
+        trainer_state = {"state": asdict(state), "streams": {n: s.state_dict() for n, s in self.streams.items()}}
+        extra = {"log_vars": self.weighting.log_vars} if self.weighting is not None else None
+        self.model.save_pretrained(
+            self.run_dir / "last",
+            write_extra=lambda d: save_training_state(d, self.optimizer, self.scheduler, trainer_state, extra),
+        )
+
+    def log_train(self, step: int, losses: dict[str, list[float]], rate: float) -> str:
+        """Log each task's mean loss since the last log line; returns the progress bar's summary of it."""
+        means = {n: sum(v) / len(v) for n, v in losses.items() if v}
+        if self.accelerator.is_main_process:
+            epoch = round(step * self.config.training.gradient_accumulation_steps / self.micro_per_epoch, 4)
+            lr = self.scheduler.get_last_lr()[0]
+            task_weights = self.weighting.weights() if self.weighting is not None else {}
+            for n, value in means.items():
+                record = {"step": step, "epoch": epoch, "kind": "train", "task": n, "loss": value}
+                record |= {"batches": len(losses[n]), "lr": lr, "examples_per_s": rate}
+                self.log.log(record | ({"loss_weight": task_weights[n]} if task_weights else {}))
+        return " | ".join(f"{n} {v:.3f}" for n, v in means.items()) + f" | {rate:.0f} ex/s"
+
     # ------------------------------------------------------------------ setup
+    def setup(self) -> TrainState:
+        """Everything before the first step: the accelerator, data, model, features, sampler, optimizer and
+        run directory; with `resume`, the saved state. Returns the state training starts from."""
+        cfg, tc = self.config, self.config.training
+        started = time.perf_counter()
+        if tc.num_threads:
+            torch.set_num_threads(tc.num_threads)
+        last_dir = self.run_dir / "last"
+        if self.resume and not last_dir.is_dir():
+            raise FileNotFoundError(f"cannot resume: no checkpoint at {last_dir}")
+        if not self.resume and last_dir.exists():
+            raise FileExistsError(
+                f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another name/output.dir"
+            )
+        # the accelerator (one process, or one of a DDP group); only the main process prints and writes
+        self.accelerator = accelerator = self._accelerator()
+        world, rank = accelerator.num_processes, accelerator.process_index
+        if world > 1 and cfg.freezing.strategy == "progressive":
+            raise ValueError("progressive unfreezing changes which parameters train; it is not supported with DDP")
+        self.out = self.console if accelerator.is_main_process else Console(quiet=True)
+        _seed_everything(tc.seed)
+
+        # data, model and tokenised features
+        self.tasks = tasks = self._load_tasks()
+        self.model = model = self._build_model(tasks, accelerator.device)
+        self._prepare_features(model, tasks)
+        self.setup_seconds = time.perf_counter() - started
+
+        # the schedule: number of steps, evaluation interval, and which tasks the sampler draws
+        task_sizes = {n: len(t.train_features) for n, t in tasks.items()}
+        accum = tc.gradient_accumulation_steps
+        self.micro_per_epoch = steps_per_epoch(task_sizes, tc.batch_size * world)
+        self.total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * self.micro_per_epoch / accum))
+        self.eval_every = cfg.evaluation.every_steps or max(1, math.ceil(self.micro_per_epoch / accum))
+        set_trainable(model, cfg.freezing, 0)
+        sampled = self._trained_tasks(model, tasks)
+        if len(sampled) < len(tasks):
+            self.out.print(
+                f"tasks {[n for n in tasks if n not in sampled]}: frozen head on a frozen encoder, "
+                "evaluated but not trained"
+            )
+        self.sampler = MultiTaskSampler(
+            {n: task_sizes[n] for n in sampled},
+            cfg.sampling.strategy,
+            cfg.sampling.temperature,
+            seed=tc.seed,
+            total_steps=self.total_steps * accum,
+        )
+
+        # loss weighting, optimizer, schedule and the per-task batch streams
+        uncertainty = tc.loss_weighting == "uncertainty"
+        self.weighting = UncertaintyWeighting(list(tasks)).to(accelerator.device) if uncertainty else None
+        extra = list(self.weighting.parameters()) if self.weighting is not None else []
+        self.optimizer = build_optimizer(model, cfg.optim, extra)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.total_steps)
+        self.streams = {
+            n: TaskStream(n, [len(f["input_ids"]) for f in t.train_features], tc.batch_size, tc.seed, rank, world)
+            for n, t in tasks.items()
+        }
+
+        # resume: trainer state, stream positions, optimizer, scheduler, random generators and loss weights
+        state = TrainState()
+        if self.resume:
+            saved, extra_tensors = load_training_state(last_dir, self.optimizer, self.scheduler)
+            state = TrainState(**{**saved["state"], "stopped_early": False})
+            for n, s in saved["streams"].items():
+                self.streams[n].load_state_dict(s)
+            if self.weighting is not None and "log_vars" in extra_tensors:
+                self.weighting.log_vars.data.copy_(extra_tensors["log_vars"])
+            self.out.print(f"resumed {self.run_dir} at step {state.step}")
+
+        # the run directory: the validated config and the metrics log (main process only)
+        self.log: MetricsLog | None = None
+        if accelerator.is_main_process:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(
+                yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+            )
+            self.log = MetricsLog(self.run_dir, state.step if self.resume else None)
+
+        # what trains: model, loss and loss weights in one module, so DDP averages all of their gradients
+        # (nothing to wrap when nothing trains: DDP refuses a module without trainable parameters)
+        objective = TrainingObjective(
+            model,
+            tc.precision,
+            {n: t.loss_weight for n, t in cfg.tasks.items()},
+            {n: t.class_weights for n, t in tasks.items()},
+            self.weighting,
+        )
+        if cfg.freezing.strategy == "all":
+            self.objective = objective
+        else:
+            self.objective, self.optimizer = accelerator.prepare(objective, self.optimizer)
+        self.collators = {n: model.task_types[n].collator(model.encoder.tokenizer) for n in tasks}
+
+        self.out.print(
+            f"[bold]{cfg.name}[/]: {len(tasks)} tasks {task_sizes}, {self.total_steps} steps "
+            f"(batch {tc.batch_size} x accumulation {accum} x {world} process(es)), eval every {self.eval_every} "
+            f"steps, precision {tc.precision}, device {accelerator.device}"
+        )
+        self.out.print(self._trainable_note())
+        return state
+
+    def _accelerator(self):
+        """An Accelerator for this run: one process, or one of the processes `torchrun` / `accelerate launch`
+        started (gloo DDP on CPUs, NCCL on GPUs)."""
+        from accelerate import Accelerator, DistributedDataParallelKwargs
+        from accelerate.state import AcceleratorState
+
+        # bf16 is applied with our own autocast around the forward pass, not accelerate's mixed_precision: that
+        # one is a process-wide singleton (a second fit with another precision raised) and it patches
+        # model.forward for good (trainer.model kept predicting in bf16 after training).
+        # Launched by torchrun (or `accelerate launch --multi_gpu`) on a machine without a GPU, accelerate only
+        # sets up gloo (multi-CPU) DDP when told to use the CPU; otherwise every process silently trained its own
+        # copy of the model into the same run directory.
+        launched_world = int(os.environ.get("WORLD_SIZE", "1"))
+        shared = AcceleratorState._shared_state
+        if launched_world == 1 and shared and shared.get("_mixed_precision", "no") != "no":
+            # another library's Accelerator (a Hugging Face Trainer with bf16=True, say) already ran in this
+            # process; its process-wide state would refuse ours, so start a fresh one (single process only)
+            AcceleratorState._reset_state()
+        accelerator = Accelerator(
+            mixed_precision="no",
+            cpu=launched_world > 1 and not torch.cuda.is_available(),
+            gradient_accumulation_steps=self.config.training.gradient_accumulation_steps,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
+        if launched_world > 1 and accelerator.num_processes == 1:
+            raise RuntimeError(
+                f"launched as {launched_world} processes but accelerate set up {accelerator.num_processes}; "
+                "check the launcher and `accelerate env`"
+            )
+        return accelerator
+
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("[bold blue]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.out,
+            disable=not (self.show_progress and self.accelerator.is_main_process),
+            transient=False,
+        )
+
+    def _trainable_note(self) -> str:
+        trainable, total = count_parameters(self.model)
+        return f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.1f}%)"
+
+    def _finish(self, state: TrainState, total_seconds: float) -> dict:
+        """The summary of the run; the main process also writes summary.json and the plots."""
+        self.accelerator.wait_for_everyone()
+        summary = self._summary(state, total_seconds)
+        if self.accelerator.is_main_process:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+            if self.config.output.plots and self.log is not None:
+                plot_run(self.run_dir, self.log.records, state.best_results)
+            self.out.print(f"run directory: {self.run_dir} (best checkpoint: {self.run_dir / 'best'})")
+        return summary
+
     def _data_dir(self) -> Path | None:
         return Path(self.config.data_dir).expanduser() if self.config.data_dir else None
 
@@ -200,280 +548,6 @@ class Trainer:
                 given = mode if isinstance(mode, list) else None
                 task.class_weights = class_weights(labels, n, "none" if given else mode, given=given)
 
-    # ------------------------------------------------------------------ fit
-    def fit(self) -> dict:
-        """Run training (or only evaluation, for freezing strategy `all`) and return the summary dict."""
-        from accelerate import Accelerator, DistributedDataParallelKwargs
-        from accelerate.state import AcceleratorState
-
-        cfg, tc = self.config, self.config.training
-        started = time.perf_counter()
-        if tc.num_threads:
-            torch.set_num_threads(tc.num_threads)
-        last_dir = self.run_dir / "last"
-        if self.resume and not last_dir.is_dir():
-            raise FileNotFoundError(f"cannot resume: no checkpoint at {last_dir}")
-        if not self.resume and last_dir.exists():
-            raise FileExistsError(
-                f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another name/output.dir"
-            )
-        # bf16 is applied with our own autocast around the forward pass, not accelerate's mixed_precision: that
-        # one is a process-wide singleton (a second fit with another precision raised) and it patches
-        # model.forward for good (trainer.model kept predicting in bf16 after training).
-        # Launched by torchrun (or `accelerate launch --multi_gpu`) on a machine without a GPU, accelerate only
-        # sets up gloo (multi-CPU) DDP when told to use the CPU; otherwise every process silently trained its own
-        # copy of the model into the same run directory.
-        launched_world = int(os.environ.get("WORLD_SIZE", "1"))
-        shared = AcceleratorState._shared_state
-        if launched_world == 1 and shared and shared.get("_mixed_precision", "no") != "no":
-            # another library's Accelerator (a Hugging Face Trainer with bf16=True, say) already ran in this
-            # process; its process-wide state would refuse ours, so start a fresh one (single process only)
-            AcceleratorState._reset_state()
-        accelerator = Accelerator(
-            mixed_precision="no",
-            cpu=launched_world > 1 and not torch.cuda.is_available(),
-            gradient_accumulation_steps=tc.gradient_accumulation_steps,
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-        )
-        world, rank = accelerator.num_processes, accelerator.process_index
-        if launched_world > 1 and world == 1:
-            raise RuntimeError(
-                f"launched as {launched_world} processes but accelerate set up {world}; "
-                "check the launcher and `accelerate env`"
-            )
-        if world > 1 and cfg.freezing.strategy == "progressive":
-            raise ValueError("progressive unfreezing changes which parameters train; it is not supported with DDP")
-        main = accelerator.is_main_process
-        console = self.console if main else Console(quiet=True)
-        _seed_everything(tc.seed)
-
-        tasks = self._load_tasks()
-        model = self._build_model(tasks, accelerator.device)
-        self._prepare_features(model, tasks)
-        data_seconds = time.perf_counter() - started
-        self.model = model
-
-        task_sizes = {n: len(t.train_features) for n, t in tasks.items()}
-        micro_per_epoch = steps_per_epoch(task_sizes, tc.batch_size * world)
-        accum = tc.gradient_accumulation_steps
-        total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * micro_per_epoch / accum))
-        eval_every = cfg.evaluation.every_steps or max(1, math.ceil(micro_per_epoch / accum))
-        set_trainable(model, cfg.freezing, 0)
-        sampled = self._trained_tasks(model, tasks)
-        if len(sampled) < len(tasks):
-            console.print(
-                f"tasks {[n for n in tasks if n not in sampled]}: frozen head on a frozen encoder, "
-                "evaluated but not trained"
-            )
-        sampler = MultiTaskSampler(
-            {n: task_sizes[n] for n in sampled},
-            cfg.sampling.strategy,
-            cfg.sampling.temperature,
-            seed=tc.seed,
-            total_steps=total_steps * accum,
-        )
-        weighting = (
-            UncertaintyWeighting(list(tasks)).to(accelerator.device) if tc.loss_weighting == "uncertainty" else None
-        )
-        optimizer = build_optimizer(model, cfg.optim, list(weighting.parameters()) if weighting else [])
-        scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
-        streams = {
-            n: TaskStream(n, [len(f["input_ids"]) for f in t.train_features], tc.batch_size, tc.seed, rank, world)
-            for n, t in tasks.items()
-        }
-        state: dict[str, Any] = {
-            "step": 0,
-            "best": None,
-            "best_step": None,
-            "bad_evals": 0,
-            "examples": 0,
-            "train_seconds": 0.0,
-            "eval_seconds": 0.0,
-            "stopped_early": False,
-            "best_results": {},
-        }
-        if self.resume:
-            saved, extra = load_training_state(last_dir, optimizer, scheduler)
-            state.update(saved["state"], stopped_early=False)
-            for n, s in saved["streams"].items():
-                streams[n].load_state_dict(s)
-            if weighting is not None and "log_vars" in extra:
-                weighting.log_vars.data.copy_(extra["log_vars"])
-            console.print(f"resumed {self.run_dir} at step {state['step']}")
-        if main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(
-                yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
-            )
-        log = MetricsLog(self.run_dir, state["step"] if self.resume else None) if main else None
-        if cfg.freezing.strategy == "all":
-            prepared = model  # nothing trains: no DDP wrapper (DDP refuses a module without trainable parameters)
-        else:
-            prepared, optimizer = accelerator.prepare(model, optimizer)
-        collators = {n: model.task_types[n].collator(model.encoder.tokenizer) for n in tasks}
-
-        def trainable_note() -> str:
-            trainable, total = count_parameters(model)
-            return f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.1f}%)"
-
-        console.print(
-            f"[bold]{cfg.name}[/]: {len(tasks)} tasks {task_sizes}, {total_steps} steps "
-            f"(batch {tc.batch_size} x accumulation {accum} x {world} process(es)), eval every {eval_every} steps, "
-            f"precision {tc.precision}, device {accelerator.device}"
-        )
-        console.print(trainable_note())
-
-        def evaluate(step: int) -> bool:
-            """Evaluate every task on dev, keep the best checkpoint; True when early stopping triggers."""
-            t0 = time.perf_counter()
-            drop_inference_copies(model)  # fused AdamW steps bump no version counter: the cache cannot see them
-            results = {
-                n: evaluate_task(model, n, t.splits.dev, t.dev_features, cfg.evaluation.batch_size, tc.precision)
-                for n, t in tasks.items()
-                if t.dev_features
-            }
-            state["eval_seconds"] += time.perf_counter() - t0
-            if not results:
-                return False
-            monitor = self._monitor_value(results)
-            improved = state["best"] is None or monitor > state["best"] + cfg.evaluation.min_delta
-            if improved:
-                state.update(best=monitor, best_step=step, bad_evals=0, best_results=results)
-            else:
-                state["bad_evals"] += 1
-            if main:
-                epoch = step * accum / micro_per_epoch
-                for n, m in results.items():
-                    log.log(
-                        {
-                            "step": step,
-                            "epoch": round(epoch, 4),
-                            "kind": "eval",
-                            "task": n,
-                            **{k: v for k, v in m.items() if isinstance(v, int | float)},
-                        }
-                    )
-                best_main = {n: m["main"] for n, m in state["best_results"].items()}
-                console.print(eval_table(step, results, best_main, monitor))
-                if improved and cfg.output.save_best:
-                    best_json = json.dumps({"step": step, "monitor": monitor, "metrics": results}, indent=2)
-                    model.save_pretrained(
-                        self.run_dir / "best",
-                        write_extra=lambda d: (d / "metrics.json").write_text(best_json, encoding="utf-8"),
-                    )
-            patience = cfg.evaluation.patience
-            if patience is not None and state["bad_evals"] >= patience:
-                state["stopped_early"] = True
-                console.print(f"early stopping at step {step}: no improvement in {patience} evaluations")
-                return True
-            return False
-
-        def save_last() -> None:
-            if not (main and cfg.output.save_last):
-                return
-            trainer_state = {"state": state, "streams": {n: s.state_dict() for n, s in streams.items()}}
-            extra = {"log_vars": weighting.log_vars} if weighting is not None else None
-            model.save_pretrained(
-                last_dir, write_extra=lambda d: save_training_state(d, optimizer, scheduler, trainer_state, extra)
-            )
-
-        stop = False
-        if cfg.freezing.strategy == "all":
-            console.print("freezing strategy 'all': nothing trains; evaluating only")
-            stop = evaluate(state["step"])
-            total_steps = state["step"]
-        progress = Progress(
-            TextColumn("[bold blue]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-            disable=not (self.show_progress and main),
-            transient=False,
-        )
-        losses: dict[str, list[float]] = {n: [] for n in tasks}
-        window_examples, window_start = 0, time.perf_counter()
-        trainable_before = count_parameters(model)[0]
-        with progress:
-            bar = progress.add_task("training", total=total_steps, completed=state["step"], info="")
-            while state["step"] < total_steps and not stop:
-                step = state["step"]
-                t0 = time.perf_counter()
-                if cfg.freezing.strategy == "progressive":
-                    set_trainable(model, cfg.freezing, step)
-                    if count_parameters(model)[0] != trainable_before:
-                        trainable_before = count_parameters(model)[0]
-                        progress.console.print(f"step {step}: unfroze another layer group; {trainable_note()}")
-                prepared.train()
-                for micro in range(accum):
-                    name = sampler.sample(step * accum + micro)
-                    indices = streams[name].next()
-                    batch = collators[name]([tasks[name].train_features[i] for i in indices])
-                    batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-                    with accelerator.accumulate(prepared):
-                        with precision_context(accelerator.device, tc.precision):
-                            out = prepared(batch["input_ids"], batch["attention_mask"], tasks=[name])
-                        loss = model.task_types[name].loss(out.logits[name], batch["labels"], tasks[name].class_weights)
-                        weighted = weighting(name, loss) if weighting else loss * cfg.tasks[name].loss_weight
-                        if weighted.requires_grad:
-                            accelerator.backward(weighted)
-                        grad = weighting.log_vars.grad if weighting is not None else None
-                        if grad is not None and world > 1 and accelerator.sync_gradients:
-                            # the log-variances live outside the DDP-wrapped model: average their gradients
-                            # by hand, or every process drifts to its own loss weights
-                            weighting.log_vars.grad = accelerator.reduce(grad, "mean")
-                        if accelerator.sync_gradients and cfg.optim.max_grad_norm:
-                            params = [p for p in prepared.parameters() if p.grad is not None]
-                            if params:
-                                accelerator.clip_grad_norm_(params, cfg.optim.max_grad_norm)
-                        optimizer.step()
-                        optimizer.zero_grad()
-                    losses[name].append(float(loss.detach()))
-                    window_examples += len(indices) * world
-                    state["examples"] += len(indices) * world
-                scheduler.step()
-                state["step"] = step = step + 1
-                state["train_seconds"] += time.perf_counter() - t0
-                if step % tc.log_every == 0 or step == total_steps:
-                    rate = window_examples / max(time.perf_counter() - window_start, 1e-9)
-                    window_examples, window_start = 0, time.perf_counter()
-                    means = {n: sum(v) / len(v) for n, v in losses.items() if v}
-                    if main:
-                        epoch = step * accum / micro_per_epoch
-                        lr = scheduler.get_last_lr()[0]
-                        task_weights = weighting.weights() if weighting else {}
-                        for n, value in means.items():
-                            log.log(
-                                {
-                                    "step": step,
-                                    "epoch": round(epoch, 4),
-                                    "kind": "train",
-                                    "task": n,
-                                    "loss": value,
-                                    "batches": len(losses[n]),
-                                    "lr": lr,
-                                    "examples_per_s": rate,
-                                    **({"loss_weight": task_weights[n]} if task_weights else {}),
-                                }
-                            )
-                    info = " | ".join(f"{n} {v:.3f}" for n, v in means.items()) + f" | {rate:.0f} ex/s"
-                    progress.update(bar, info=info)
-                    losses = {n: [] for n in tasks}
-                progress.update(bar, completed=step)
-                if step % eval_every == 0 or step == total_steps:
-                    stop = evaluate(step)
-                    save_last()
-        accelerator.wait_for_everyone()
-        summary = self._summary(tasks, state, total_steps, data_seconds, time.perf_counter() - started, model)
-        if main:
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-            if cfg.output.plots and log is not None:
-                plot_run(self.run_dir, log.records, state["best_results"])
-            console.print(f"run directory: {self.run_dir} (best checkpoint: {self.run_dir / 'best'})")
-        return summary
-
     def _monitor_value(self, results: dict[str, dict]) -> float:
         monitor = self.config.evaluation.monitor
         if monitor == "mean":
@@ -487,16 +561,14 @@ class Trainer:
             raise ValueError(f"evaluation.monitor {monitor!r}: unknown metric {metric!r}; available: {numeric}")
         return float(value)
 
-    def _summary(
-        self, tasks: dict[str, _Task], state: dict, total_steps: int, data_s: float, total_s: float, model
-    ) -> dict:
+    def _summary(self, state: TrainState, total_s: float) -> dict:
         import accelerate
         import transformers
 
         from mtsent import __version__
 
         data: dict[str, Any] = {}
-        for name, task in tasks.items():
+        for name, task in self.tasks.items():
             dc = self.config.tasks[name].data
             files = {}
             if dc.format != "hf":
@@ -512,30 +584,28 @@ class Trainer:
                 "truncation": task.truncation,
                 "sha256": files,
             }
-        trainable, total = count_parameters(model)
+        trainable, total = count_parameters(self.model)
         return {
             "name": self.config.name,
             "config": self.config.model_dump(mode="json"),
             "data": data,
-            "steps": state["step"],
-            "planned_steps": total_steps,
-            "examples_seen": state["examples"],
+            "steps": state.step,
+            "planned_steps": self.total_steps,
+            "examples_seen": state.examples,
             "durations_s": {
                 "total": round(total_s, 2),
-                "data_and_model_setup": round(data_s, 2),
-                "train": round(state["train_seconds"], 2),
-                "eval": round(state["eval_seconds"], 2),
+                "data_and_model_setup": round(self.setup_seconds, 2),
+                "train": round(state.train_seconds, 2),
+                "eval": round(state.eval_seconds, 2),
             },
-            "train_examples_per_s": round(state["examples"] / state["train_seconds"], 2)
-            if state["train_seconds"]
-            else None,
+            "train_examples_per_s": round(state.examples / state.train_seconds, 2) if state.train_seconds else None,
             "best": {
-                "step": state["best_step"],
-                "monitor": state["best"],
-                "main": {n: m["main"] for n, m in state["best_results"].items()},
+                "step": state.best_step,
+                "monitor": state.best,
+                "main": {n: m["main"] for n, m in state.best_results.items()},
             },
-            "best_metrics": state["best_results"],
-            "stopped_early": state["stopped_early"],
+            "best_metrics": state.best_results,
+            "stopped_early": state.stopped_early,
             "parameters": {"trainable_at_end": trainable, "total": total},
             "versions": {
                 "mtsent": __version__,
