@@ -15,7 +15,9 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from parity import RESULTS, machine, read_agnews, read_sst2, row_cosine, write_report
+from corpora import read_agnews, read_sst2
+from records import RESULTS, machine, write_report
+from similarity import row_cosine
 
 from mtsent.encoder import SentenceEncoder
 from mtsent.precision import inference_copy

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from parity import RESULTS, machine, read_agnews, read_sst2, read_stsb, row_cosine, sts_spearman, write_report
+from corpora import read_agnews, read_sst2, read_stsb
+from records import RESULTS, machine, write_report
+from similarity import row_cosine, sts_spearman
 
 Encode = Callable[[list[str]], np.ndarray]
 

@@ -17,7 +17,8 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from parity import RESULTS, machine, read_agnews, read_sst2, write_report
+from corpora import read_agnews, read_sst2
+from records import RESULTS, machine, write_report
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 TASKS = [

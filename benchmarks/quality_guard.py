@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from parity import write_report
+from records import write_report
 
 from mtsent.data import load_task_data
 from mtsent.model import MultiTaskModel

@@ -20,7 +20,8 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from parity import DATA, RESULTS, machine, read_sst2, write_report
+from corpora import DATA, read_sst2
+from records import RESULTS, machine, write_report
 
 
 def make_input(path: Path, lines: int) -> int:

@@ -16,7 +16,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from parity import DATA, RESULTS, machine, write_report
+from corpora import DATA
+from records import RESULTS, machine, write_report
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
