@@ -59,7 +59,7 @@ def test_encode_to_npy(fast_models, encoder, tmp_path):
 
 def test_encode_to_jsonl_from_file(fast_models, encoder, tmp_path):
     src = tmp_path / "in.txt"
-    src.write_text("\n".join(SENTENCES) + "\n\n   \n", encoding="utf-8")  # blank lines are skipped
+    src.write_text("\n".join(SENTENCES) + "\n\n   \n", encoding="utf-8")  # blank lines at the end are ignored
     out = tmp_path / "emb.jsonl"
     result = run("encode", "--file", src, "--output", out, "--no-normalize")
     assert result.exit_code == 0, result.output
@@ -70,7 +70,7 @@ def test_encode_to_jsonl_from_file(fast_models, encoder, tmp_path):
 
 
 def test_encode_from_stdin_to_stdout(fast_models):
-    result = run("encode", input="first line\n\nsecond line\n")
+    result = run("encode", input="first line\nsecond line\n\n")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["sentence"] for r in rows] == ["first line", "second line"]
@@ -241,3 +241,94 @@ def test_batch_size_zero_refused():
     result = run("encode", "text", "--batch-size", "0")
     assert result.exit_code == 2
     assert "batch-size" in result.output
+
+
+# ---------------------------------------------------------------- start-up, version, small papercuts
+def test_importing_the_cli_does_not_load_torch():
+    """`mtsent --help` stays fast: torch, transformers and numpy load only when a command needs them."""
+    import subprocess
+    import sys
+
+    code = "import sys, mtsent.cli; print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_lazy_package_still_resolves_task_types():
+    """With nothing imported but a config, task type names still resolve (the built-in types load on demand)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from mtsent import HeadConfig; "
+        "print(HeadConfig(name='ner', type='token_classification', labels=['O', 'B-PER']).type)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "token_classification"
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"mtsent {version('mtsent')}"
+
+
+def test_empty_tasks_option_is_an_error(fast_models, tiny_model_dir):
+    for value in ("", " , "):
+        assert_user_error(
+            run("predict", "text", "--model", tiny_model_dir, "--tasks", value),
+            "--tasks is empty",
+            "sentiment, topic, ner",
+        )
+
+
+def test_info_keeps_task_types_whole_at_80_columns(fast_models, tiny_model_dir):
+    result = runner.invoke(cli.app, ["info", str(tiny_model_dir)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "sentence_classification" in result.output
+    assert "token_classification" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+
+
+def test_encode_file_with_blank_lines_between_sentences(fast_models, tmp_path):
+    src = tmp_path / "gaps.txt"
+    src.write_text("first\n\nsecond\n", encoding="utf-8")
+    assert_user_error(run("encode", "--file", src, "-o", tmp_path / "o.npy"), "gaps.txt has 1 blank line", "line 2")
+    assert not (tmp_path / "o.npy").exists()
+
+
+# ---------------------------------------------------------------- evaluate
+def test_evaluate_label_map_and_data_dir_lookup(fast_models, tiny_model_dir, tmp_path, monkeypatch):
+    """SST-2 style 0/1 labels scored against a negative/positive head; a relative -f found in --data-dir."""
+    data = tmp_path / "data"
+    (data / "sst2").mkdir(parents=True)
+    (data / "sst2" / "dev.tsv").write_text("sentence\tlabel\ngreat fun\t1\ndull and slow\t0\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # sst2/dev.tsv is not under the working directory
+    args = ["evaluate", "-m", tiny_model_dir, "-t", "sentiment", "-f", "sst2/dev.tsv", "--data-dir", data]
+    args += ["--text-column", "sentence", "--label-column", "label", "-o", tmp_path / "m.json"]
+    unmapped = run(*args)
+    assert_user_error(unmapped, "labels ['0', '1'] are not labels of task 'sentiment'")
+    result = run(*args, "--label-map", "0=negative, 1=positive")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    assert sum(row["support"] for row in metrics["per_class"].values()) == 2
+    bad_pair = run(*args, "--label-map", "0:negative")
+    assert_user_error(bad_pair, "--label-map: expected FILE_LABEL=HEAD_LABEL", "0:negative")
+    assert_user_error(run(*args, "--label-map", "0=negative,0=positive"), "'0' is mapped twice")
+    missing = ["evaluate", "-m", tiny_model_dir, "-t", "sentiment", "-f", "sst2/test.tsv", "--data-dir", data]
+    assert_user_error(run(*missing), "sst2/test.tsv not found in the working directory nor in the data directory")
+
+
+def test_evaluate_checks_the_output_path_first(tiny_model_dir, tmp_path, monkeypatch):
+    def no_model(model):
+        raise AssertionError("the model was loaded before the output path was checked")
+
+    monkeypatch.setattr(cli, "load_model", no_model)
+    data = tmp_path / "d.tsv"
+    data.write_text("text\tlabel\nfine\tpositive\n", encoding="utf-8")
+    args = ["evaluate", "-m", tiny_model_dir, "-t", "sentiment", "-f", data, "--text-column", "text"]
+    args += ["--label-column", "label", "-o", tmp_path / "missing" / "x.json"]
+    assert_user_error(run(*args), "directory", "missing does not exist")
+    assert_user_error(run("predict", "text", "-m", tiny_model_dir, "-o", tmp_path), "is a directory")

@@ -116,8 +116,9 @@ def test_long_input_truncated_to_max_length(encoder):
     long_text = " ".join(["word"] * 600)
     r = encoder.encode_tokens([long_text], precision="fp32")[0]
     assert len(r.tokens) == encoder.max_length - 2
-    with pytest.warns(UserWarning, match="1 of 1 texts are longer than 256 sub-words and were truncated"):
+    with pytest.warns(UserWarning, match="1 of 1 texts are longer than 256 sub-words and were truncated") as caught:
         assert encoder.encode([long_text], precision="fp32").shape == (1, 384)
+    assert caught[0].filename == __file__  # the warning points at the caller's line, not at mtsent's wrappers
 
 
 def test_long_texts_mean_averages_the_windows(encoder):
@@ -180,9 +181,14 @@ def test_non_string_item_names_index(encoder):
         encoder.encode(["a", "b", 3], precision="fp32")
 
 
-def test_bare_string(encoder):
-    with pytest.raises(TypeError, match="not a single str"):
-        encoder.encode("a sentence", precision="fp32")
+def test_single_string_gives_one_vector(encoder):
+    """As in sentence-transformers: one string in, a 1-D vector out (the row a one-item list would give)."""
+    one = encoder.encode("a sentence", precision="fp32")
+    assert one.shape == (encoder.dim,)
+    np.testing.assert_array_equal(one, encoder.encode(["a sentence"], precision="fp32")[0])
+    assert encoder.encode("a sentence", precision="fp32", convert_to_numpy=False).shape == (encoder.dim,)
+    with pytest.raises(TypeError, match="not a single bytes"):
+        encoder.encode(b"a sentence", precision="fp32")
 
 
 def test_batch_size_zero(encoder):

@@ -148,7 +148,7 @@ def test_precision_names() -> None:
 
 def test_encode_file_streams_npy_and_jsonl(encoder, reference, tmp_path: Path) -> None:
     source = tmp_path / "in.txt"
-    source.write_text("\n".join(SENTENCES[:5]) + "\n\n  \n" + "\n".join(SENTENCES[5:]) + "\n", encoding="utf-8")
+    source.write_text("\n".join(SENTENCES) + "\n\n  \n", encoding="utf-8")  # blank lines at the end shift nothing
     npy = tmp_path / "out.npy"
     assert encode_file(encoder, source, npy, chunk_size=3, precision="fp32") == (len(SENTENCES), encoder.dim)
     assert np.allclose(np.load(npy), reference, atol=1e-5)
@@ -170,6 +170,20 @@ def test_encode_file_reports_bad_input(encoder, tmp_path: Path) -> None:
         encode_file(encoder, empty, tmp_path / "o.npy")
     with pytest.raises(ValueError, match="must end in"):
         encode_file(encoder, bad, tmp_path / "o.txt")
+
+
+def test_encode_file_refuses_blank_lines_between_sentences(encoder, tmp_path: Path) -> None:
+    """Row i of the output is line i of the input: a blank line in between is named, not silently dropped."""
+    source = tmp_path / "gaps.txt"
+    source.write_text("one\n\ntwo\n \t\nthree\n\n", encoding="utf-8")
+    out = tmp_path / "o.npy"
+    with pytest.raises(ValueError, match=r"gaps\.txt has 2 blank line\(s\) between sentences \(lines 2, 4\)"):
+        encode_file(encoder, source, out)
+    assert not out.exists()
+    many = tmp_path / "many.txt"
+    many.write_text("\n" * 7 + "text\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"7 blank line\(s\) .*\(lines 1, 2, 3, 4, 5, \.\.\.\)"):
+        encode_file(encoder, many, out)
 
 
 def test_encode_file_interrupted_leaves_previous_output(encoder, tmp_path: Path, monkeypatch) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtsent.inputs import check_sentences
+from mtsent.inputs import check_sentences, decode_utf8, one_or_many
 
 
 def test_accepts_lists_tuples_generators_and_numpy():
@@ -51,3 +51,23 @@ def test_max_chars():
     assert check_sentences(["abc"], max_chars=3) == ["abc"]
     with pytest.raises(ValueError, match=r"sentences\[0\] has 4 characters, more than the limit of 3"):
         check_sentences(["abcd"], max_chars=3)
+
+
+class _Echo:
+    @one_or_many
+    def lengths(self, texts, scale=1):
+        return [len(t) * scale for t in texts]
+
+
+def test_one_or_many_unwraps_a_single_string():
+    echo = _Echo()
+    assert echo.lengths("abc", scale=2) == 6
+    assert echo.lengths(["abc"], 2) == [6]
+    assert echo.lengths(("a", "bb")) == [1, 2]
+    assert _Echo.lengths.__name__ == "lengths"
+
+
+def test_decode_utf8_names_the_file_and_line():
+    assert decode_utf8("café\n".encode(), "f.txt") == "café\n"
+    with pytest.raises(ValueError, match=r"f\.txt is not UTF-8 text: undecodable byte at line 3 \(byte 4\)"):
+        decode_utf8(b"a\nb\n\xff", "f.txt")

@@ -16,7 +16,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("mtsent.config", "mtsent.inputs", "mtsent.data.errors", "mtsent.data.examples"),
+    ("mtsent._lazy", "mtsent.config", "mtsent.inputs", "mtsent.data.errors", "mtsent.data.examples"),
     (
         "mtsent.pooling",
         "mtsent.heads",

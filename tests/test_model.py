@@ -141,8 +141,16 @@ def test_unknown_task_lists_valid_ones(tiny_model):
 def test_predict_bad_input(tiny_model):
     with pytest.raises(ValueError, match=r"texts\[1\]"):
         tiny_model.predict(["ok", " "], precision="fp32")
-    with pytest.raises(TypeError, match="not a single str"):
-        tiny_model.predict("a text", precision="fp32")
+    with pytest.raises(ValueError, match=r"texts\[0\] is empty"):
+        tiny_model.predict(" ", precision="fp32")
+
+
+def test_predict_single_string_gives_one_answer(tiny_model):
+    """One string in, one answer dict out (a list of one for a list of one), as encode does."""
+    one = tiny_model.predict("Paris is in France.", precision="fp32")
+    assert isinstance(one, dict)
+    assert one == tiny_model.predict(["Paris is in France."], precision="fp32")[0]
+    assert tiny_model.encode("Paris", precision="fp32").shape == (tiny_model.encoder.dim,)
 
 
 def test_predict_without_heads(encoder):
@@ -196,8 +204,9 @@ LONG_TEXT = " ".join(LONG_WORDS)
 
 def test_long_text_every_word_gets_a_tag(tiny_model):
     assert len(tiny_model.encoder.tokenizer(LONG_TEXT)["input_ids"]) > tiny_model.encoder.max_length
-    with pytest.warns(UserWarning, match="1 of 2 texts are longer than 256 sub-words: tasks topic read only"):
+    with pytest.warns(UserWarning, match="1 of 2 texts are longer than 256 sub-words: tasks topic read only") as caught:
         answer = tiny_model.predict([LONG_TEXT, "short one"], tasks=["ner", "topic"], precision="fp32")
+    assert caught[0].filename == __file__  # the caller's line, past one_or_many and inference_mode
     ner = answer[0]["ner"]
     assert ner.words == LONG_WORDS
     assert len(ner.tags) == len(LONG_WORDS) == 600

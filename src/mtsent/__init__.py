@@ -1,19 +1,30 @@
-"""mtsent: multi-task sentence transformers: one shared encoder, many task heads, one forward pass."""
+"""mtsent: multi-task sentence transformers: one shared encoder, many task heads, one forward pass.
+
+The public classes are imported on first use, so `import mtsent` (and the CLI's `--help`) does not load torch.
+"""
 
 from __future__ import annotations
 
 import os
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+from mtsent._lazy import lazy_exports
 
 # Weights ship inside the wheel; never wait on the network for them unless the user asked for a hub id.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("mtsent")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
-from mtsent.config import EncoderConfig, HeadConfig, ModelConfig
-from mtsent.encoder import SentenceEncoder
-from mtsent.model import MultiTaskModel
-from mtsent.spans import EntitySpan
-from mtsent.tasks import SentencePrediction, TokenPrediction  # importing mtsent.tasks registers the task types
+if TYPE_CHECKING:
+    from mtsent.config import EncoderConfig, HeadConfig, ModelConfig
+    from mtsent.encoder import SentenceEncoder
+    from mtsent.model import MultiTaskModel
+    from mtsent.spans import EntitySpan
+    from mtsent.tasks import SentencePrediction, TokenPrediction
 
 __all__ = [
     "EncoderConfig",
@@ -26,3 +37,17 @@ __all__ = [
     "TokenPrediction",
     "__version__",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "EncoderConfig": "config",
+        "HeadConfig": "config",
+        "ModelConfig": "config",
+        "SentenceEncoder": "encoder",
+        "MultiTaskModel": "model",
+        "SentencePrediction": "tasks",  # importing mtsent.tasks registers the task types
+        "TokenPrediction": "tasks",
+        "EntitySpan": "spans",
+    },
+)

@@ -29,6 +29,24 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+def show_version(value: bool) -> None:
+    """`--version`: print the installed package's version and stop."""
+    if value:
+        from mtsent import __version__
+
+        console.print(f"mtsent {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Options that apply before any command (the help text is the app's, above)."""
+
+
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, KeyError, OSError, UnicodeError)
 
 
@@ -55,12 +73,9 @@ def read_text_lines(path: Path) -> list[str]:
             raise FileNotFoundError(f"input file not found: {path}")
         data = path.read_bytes()
         name = str(path)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ValueError(f"{name} is not UTF-8 text: undecodable byte at line {line} (byte {exc.start})") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    from mtsent.inputs import decode_utf8
+
+    return [line.strip() for line in decode_utf8(data, name).splitlines() if line.strip()]
 
 
 def gather_sentences(sentences: list[str] | None, file: Path | None) -> list[str]:
@@ -86,8 +101,24 @@ def load_model(model: str | None):
     return MultiTaskModel.from_pretrained(model) if model else MultiTaskModel()
 
 
-def parse_tasks(tasks: str | None) -> list[str] | None:
-    return [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+def parse_tasks(tasks: str | None, available: list[str]) -> list[str] | None:
+    """`--tasks a,b` as a list; None (not given) means every task, but an empty value is a mistake."""
+    if tasks is None:
+        return None
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    if not names:
+        raise ValueError(f"--tasks is empty: give one or more of {', '.join(available) or '(no task heads)'}")
+    return names
+
+
+def check_output_path(output: Path | None) -> None:
+    """Refuse an output path that cannot be written before any work is done, not after it."""
+    if output is None:
+        return
+    if output.is_dir():
+        raise IsADirectoryError(f"--output {output} is a directory: give a file name")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"--output {output}: directory {output.parent} does not exist")
 
 
 ModelOpt = typer.Option(None, "--model", "-m", help="mtsent or Hugging Face model directory, or hub id.")
@@ -163,9 +194,10 @@ def predict(
 ) -> None:
     """Run every task head (or the chosen ones) on each text."""
     with user_errors():
+        check_output_path(output)
         items = gather_sentences(texts, file)
         mt = load_model(model)
-        results = mt.predict(items, tasks=parse_tasks(tasks), batch_size=batch_size)
+        results = mt.predict(items, tasks=parse_tasks(tasks, list(mt.tasks)), batch_size=batch_size)
         records = [{"text": t, **{name: p.to_dict() for name, p in r.items()}} for t, r in zip(items, results)]
         if output is not None:
             output.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -193,7 +225,8 @@ def info(model: str = typer.Argument(..., help="An mtsent model directory (or ba
         console.print(table)
         tasks = Table(title="tasks")
         for col in ("task", "type", "labels", "head parameters"):
-            tasks.add_column(col)
+            # Task names and types never wrap or get cut; the label list wraps and keeps some room.
+            tasks.add_column(col, no_wrap=col in ("task", "type"))
         for name, t in mt.tasks.items():
             n = sum(p.numel() for p in mt.heads[name].parameters())
             tasks.add_row(name, t.type, ", ".join(t.labels), f"{n:,}")
@@ -291,16 +324,29 @@ def evaluate(
     label_column: str | None = typer.Option(None, help="Label column (name or index)."),
     header: bool | None = typer.Option(None, "--header/--no-header", help="Whether the first row is a header."),
     tag_column: int = typer.Option(-1, help="Tag column of a CoNLL file."),
+    label_map: str | None = typer.Option(
+        None, help="Map the file's labels to the head's: 0=negative,1=positive (every label the file uses)."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Where a relative --file is looked for after the working directory."
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the metrics as JSON."),
     precision: str = typer.Option("fp32", help="fp32 (exact), bf16, int8 or auto."),
 ) -> None:
-    """Score a model's task on any labelled file and print the metrics."""
+    """Score a model's task on any labelled file and print the metrics.
+
+    A relative --file is looked for in the working directory, then in the data directory (--data-dir, else
+    $MTSENT_DATA, else ../shared/data), as the paths of a training config are.
+    """
     from mtsent.training.evaluation import evaluate_file
 
     def column(value: str | None) -> str | int | None:
         return int(value) if value is not None and value.lstrip("-").isdigit() else value
 
     with user_errors():
+        check_output_path(output)
+        mapping = parse_label_map(label_map) if label_map is not None else None
+        file = find_data_file(file, data_dir)
         mt = load_model(model)
         metrics = evaluate_file(
             mt,
@@ -311,6 +357,7 @@ def evaluate(
             label_column=column(label_column),
             header=header,
             tag_column=tag_column,
+            label_map=mapping,
             precision=precision,
         )
         table = Table(title=f"{task} on {file}")
@@ -325,6 +372,34 @@ def evaluate(
         if output is not None:
             output.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
             err_console.print(f"wrote {output}")
+
+
+def parse_label_map(text: str) -> dict[str, str]:
+    """`--label-map 0=negative,1=positive` as a dict; a malformed or repeated pair is named."""
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        raw, sep, label = (part.strip() for part in pair.partition("="))
+        if not sep or not raw or not label:
+            raise ValueError(f"--label-map: expected FILE_LABEL=HEAD_LABEL pairs separated by commas, got {pair!r}")
+        if raw in mapping:
+            raise ValueError(f"--label-map: {raw!r} is mapped twice")
+        mapping[raw] = label
+    return mapping
+
+
+def find_data_file(path: Path, data_dir: Path | None) -> Path:
+    """`path` as given when it exists or is absolute, else the same relative path under the data directory."""
+    if path.exists() or path.is_absolute():
+        return path
+    from mtsent.data import DataError, resolve_data_dir
+
+    try:
+        root = resolve_data_dir(data_dir)
+    except DataError as exc:
+        raise FileNotFoundError(f"{path} not found in the working directory, and {exc}") from None
+    if not (root / path).exists():
+        raise FileNotFoundError(f"{path} not found in the working directory nor in the data directory {root}")
+    return root / path
 
 
 @app.command()

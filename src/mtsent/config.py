@@ -7,6 +7,7 @@ the registry of task types (which `mtsent.tasks` fills: each type registers itse
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -39,17 +40,28 @@ def register_task_type(cls: Any) -> Any:
     return cls
 
 
+def _load_builtin_task_types() -> None:
+    """Register the built-in task types by importing their package, by name (it sits layers above this one).
+
+    `import mtsent` imports its classes lazily, so a config can be read before anything imported `mtsent.tasks`.
+    """
+    importlib.import_module("mtsent.tasks")
+
+
 def registered_task_types() -> dict[str, Any]:
     """Every registered task type class by name, in registration order."""
+    _load_builtin_task_types()
     return dict(_TASK_TYPES)
 
 
 def task_type_class(name: str) -> Any:
     """The task type class registered under `name`, or a ValueError listing the registered names."""
+    if name not in _TASK_TYPES:
+        _load_builtin_task_types()
     try:
         return _TASK_TYPES[name]
     except KeyError:
-        known = ", ".join(sorted(_TASK_TYPES)) or "(none: import mtsent.tasks)"
+        known = ", ".join(sorted(_TASK_TYPES))
         raise ValueError(f"unknown task type {name!r}; registered task types: {known}") from None
 
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows, token_budget_batches
 from mtsent.checkpoint import default_backbone_path, load_weights, locate_model, read_model_dir, write_model_dir
 from mtsent.config import DEFAULT_BACKBONE, EncoderConfig, ModelConfig, PoolingMode
-from mtsent.inputs import check_sentences
+from mtsent.inputs import check_sentences, one_or_many
 from mtsent.pooling import Pooling
 from mtsent.precision import eval_mode, inference_copy, precision_context
 from mtsent.spans import split_words
@@ -263,7 +263,7 @@ class SentenceEncoder(nn.Module):
             warnings.warn(
                 f"{len(long)} of {len(sentences)} texts are longer than {self.max_length} sub-words and were "
                 "truncated; pass long_texts='mean' to average over windows of the whole text",
-                stacklevel=4,  # past predict/encode and torch.inference_mode's wrapper: the caller's line
+                stacklevel=5,  # past one_or_many, torch.inference_mode and predict/encode: the caller's line
             )
             return dict(features), owner
         cut = set(long)
@@ -281,10 +281,11 @@ class SentenceEncoder(nn.Module):
         return inputs, owner
 
     # ---------------------------------------------------------------- public encoding API
+    @one_or_many
     @torch.inference_mode()
     def encode(
         self,
-        sentences: Sequence[str],
+        sentences: str | Sequence[str],
         batch_size: int | None = None,
         normalize: bool | None = None,
         precision: str = "auto",
@@ -292,7 +293,7 @@ class SentenceEncoder(nn.Module):
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
         long_texts: LongTexts = "truncate",
     ) -> np.ndarray | Tensor:
-        """Embed sentences; returns a (n, dim) float32 array (or tensor) in input order.
+        """Embed sentences; returns a (n, dim) float32 array (or tensor) in input order, (dim,) for one string.
 
         `normalize` overrides the encoder's setting for this call (True gives unit vectors, so a dot product is
         the cosine similarity). Sentences are sorted by length and batched by a budget of `max_tokens` padded

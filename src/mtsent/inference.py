@@ -36,9 +36,35 @@ def _line_chunks(stream: IO[bytes], name: str, chunk_size: int) -> Iterator[list
         yield chunk
 
 
-def _count_lines(path: Path) -> int:
+def _count_rows(path: Path, name: str) -> int:
+    """Lines of `path` to embed, one output row each; a blank line before the last text is an error.
+
+    Skipping it would shift every later row off its input line, and a zero vector would pass for an embedding,
+    so the error names the blank lines instead. Blank lines at the very end shift nothing and are ignored.
+    """
+    rows = 0
+    pending = 0  # blank lines since the last text: misplaced once another text follows
+    misplaced = 0
+    blank_lines: list[int] = []  # the first few, for the message (the misplaced ones come first)
     with path.open("rb") as f:
-        return sum(1 for raw in f if raw.strip())
+        for number, raw in enumerate(f, start=1):
+            if raw.decode("utf-8", errors="replace").strip():  # blank as `_line_chunks` sees it
+                rows += 1
+                misplaced += pending
+                pending = 0
+            else:
+                pending += 1
+                if len(blank_lines) < 5:
+                    blank_lines.append(number)
+    if misplaced:
+        shown = blank_lines[:misplaced]
+        where = ("lines " if misplaced > 1 else "line ") + ", ".join(map(str, shown))
+        where += ", ..." if misplaced > len(shown) else ""
+        raise ValueError(
+            f"{name} has {misplaced} blank line(s) between sentences ({where}): each line becomes one output row, "
+            "so remove them or put text on them (row numbers would no longer match line numbers)"
+        )
+    return rows
 
 
 def encode_file(
@@ -72,7 +98,7 @@ def encode_file(
             name = str(source)
             if not source.is_file():
                 raise FileNotFoundError(f"input file not found: {source}")
-        total = _count_lines(source)
+        total = _count_rows(source, name)
         if total == 0 and name == "<stdin>":
             raise ValueError("no input: give sentences as arguments, --file PATH, or pipe them on stdin")
         if total == 0:

@@ -6,9 +6,13 @@ by its index and what was wrong with it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-__all__ = ["check_sentences"]
+__all__ = ["check_sentences", "decode_utf8", "one_or_many"]
+
+Method = TypeVar("Method", bound=Callable[..., Any])
 
 
 def check_sentences(sentences: object, name: str = "sentences", max_chars: int | None = None) -> list[str]:
@@ -35,3 +39,28 @@ def check_sentences(sentences: object, name: str = "sentences", max_chars: int |
             raise ValueError(f"{name}[{i}] has {len(item)} characters, more than the limit of {max_chars}")
         out.append(item)
     return out
+
+
+def one_or_many(method: Method) -> Method:
+    """Let a batch method (`self, texts, ...` -> one result per text) also take a single string.
+
+    As in sentence-transformers, one string in gives one result out: `encode("a")` is a 1-D vector and
+    `predict("a")` a single answer, where `encode(["a"])` is a (1, dim) array and `predict(["a"])` a list.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, texts: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(texts, str):
+            return method(self, [texts], *args, **kwargs)[0]
+        return method(self, texts, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def decode_utf8(data: bytes, name: str) -> str:
+    """`data` as text, or a ValueError naming the file (`name`) and the line of the first undecodable byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{name} is not UTF-8 text: undecodable byte at line {line} (byte {exc.start})") from None

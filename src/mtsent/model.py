@@ -22,7 +22,7 @@ from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows, token_b
 from mtsent.checkpoint import load_weights, locate_model, read_model_dir, write_model_dir
 from mtsent.config import HeadConfig, ModelConfig
 from mtsent.encoder import LongTexts, SentenceEncoder
-from mtsent.inputs import check_sentences
+from mtsent.inputs import check_sentences, one_or_many
 from mtsent.precision import eval_mode, inference_copy, precision_context
 from mtsent.spans import split_words
 from mtsent.tasks import SentencePrediction, TaskType, TokenPrediction, WindowOutput, get_task_type
@@ -117,22 +117,23 @@ class MultiTaskModel(nn.Module):
         logits = {name: self.task_types[name].logits(self.heads[name], enc) for name in names}
         return MultiTaskOutput(enc.sentence_embedding, enc.token_embeddings, logits)
 
-    def encode(self, sentences: Sequence[str], **kwargs) -> np.ndarray | Tensor:
+    def encode(self, sentences: str | Sequence[str], **kwargs) -> np.ndarray | Tensor:
         """Sentence embeddings from the shared encoder (see SentenceEncoder.encode)."""
         return self.encoder.encode(sentences, **kwargs)
 
     # ---------------------------------------------------------------- prediction
+    @one_or_many
     @torch.inference_mode()
     def predict(
         self,
-        texts: Sequence[str],
+        texts: str | Sequence[str],
         tasks: Sequence[str] | None = None,
         batch_size: int | None = None,
         precision: str = "auto",
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
         long_texts: LongTexts = "truncate",
-    ) -> list[dict[str, SentencePrediction | TokenPrediction]]:
-        """Answer the requested tasks (default: all) for each text, in input order.
+    ) -> list[dict[str, SentencePrediction | TokenPrediction]] | dict[str, SentencePrediction | TokenPrediction]:
+        """Answer the requested tasks (default: all) for each text, in input order (one answer for one string).
 
         Batching (`batch_size`, `max_tokens`) and `precision` work as in `SentenceEncoder.encode`: one pass of the
         shared encoder per batch answers every task. A text longer than the encoder's window is read in
@@ -182,7 +183,7 @@ class MultiTaskModel(nn.Module):
                 f"{long} of {len(outputs)} texts are longer than {self.encoder.max_length} sub-words: tasks "
                 f"{', '.join(partial)} read only their first window; pass long_texts='mean' to average over "
                 "every window",
-                stacklevel=4,  # past predict/encode and torch.inference_mode's wrapper: the caller's line
+                stacklevel=5,  # past one_or_many, torch.inference_mode and predict/encode: the caller's line
             )
 
     # ---------------------------------------------------------------- persistence

@@ -44,3 +44,14 @@ def test_inspect_config_with_data_dir(tmp_path: Path, tokenizer) -> None:
     result = runner.invoke(app, ["inspect", str(cfg), "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "ner (token_classification)" in result.output and "train.docstart_lines=1" in result.output
+
+
+def test_inspect_error_keeps_a_long_path_on_one_line(tmp_path: Path) -> None:
+    """A terminal or editor can follow `path:line` only if the path is not broken across lines."""
+    deep = tmp_path / "a_rather_long_directory_name" / "with" / "several" / "levels" / "of" / "nesting"
+    deep.mkdir(parents=True)
+    bad = deep / "broken_training_file.tsv"
+    bad.write_text("text\tlabel\nhello\n", encoding="utf-8")
+    result = runner.invoke(app, ["inspect", str(bad)], env={"COLUMNS": "80"})
+    assert result.exit_code == 2
+    assert f"{bad}:2: expected 2 TSV columns" in result.output

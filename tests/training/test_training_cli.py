@@ -147,6 +147,14 @@ def test_train_cli_missing_config(runner, tmp_path):
     assert "config file not found" in _error(result)
 
 
+def test_train_cli_binary_config_names_the_file(runner, tmp_path):
+    binary = tmp_path / "binary.bin"
+    binary.write_bytes(bytes(range(256)))
+    result = runner.invoke(app, ["train", "-c", str(binary)])
+    assert result.exit_code == 2
+    assert "binary.bin is not UTF-8 text" in _error(result)
+
+
 def test_train_cli_missing_data_file(runner, config_file, tmp_path):
     result = runner.invoke(
         app, ["train", "-c", str(config_file), "-o", str(tmp_path / "x"), "--data-dir", str(tmp_path / "nodata")]

@@ -186,3 +186,12 @@ def test_trainer_accepts_config_objects_dicts_and_paths_with_overrides(tmp_path)
         assert trainer.run_dir == tmp_path / "run-out"
     cfg = load_config(path)
     assert Trainer(cfg).config is cfg
+
+
+def test_unreadable_config_files_are_named(tmp_path):
+    binary = tmp_path / "binary.bin"
+    binary.write_bytes(b"tasks: {}\n\xff\xfe")
+    with pytest.raises(ValueError, match=r"config file .*binary\.bin is not UTF-8 text: undecodable byte at line 2"):
+        load_config(binary)
+    with pytest.raises(IsADirectoryError, match="is a directory, not a YAML config file"):
+        load_config(tmp_path)

@@ -35,12 +35,13 @@ def _print_report(report: dict[str, Any], console: Console) -> None:
         for col in (
             "split",
             "examples",
-            "words p50/p90/p99/max",
-            "sub-words p50/p90/p99/max",
+            "words\np50/90/99/max",
+            "sub-words\np50/90/99/max",
             "truncated",
             "duplicates",
         ):
-            sizes.add_column(col, justify="left" if col == "split" else "right")
+            # fold, not "…": at 80 columns a cell or header wraps onto a second line instead of losing its end
+            sizes.add_column(col, justify="left" if col == "split" else "right", overflow="fold")
         for split, rep in task["splits"].items():
             w, s = rep["words"], rep["subwords"]
             sizes.add_row(
@@ -119,7 +120,8 @@ def inspect_command(
             max_length=max_length,
         )
     except DataError as err:
-        Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+        # soft_wrap: a long file path stays one line that a terminal or an editor can follow (no hard breaks).
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     if as_json:
         typer.echo(json.dumps(report, indent=2))

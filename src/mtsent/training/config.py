@@ -17,6 +17,7 @@ from mtsent.config import EncoderConfig, HeadOptions, task_type_class
 from mtsent.data import DataConfig
 from mtsent.data.sampling import Strategy
 from mtsent.data.weights import WeightMode
+from mtsent.inputs import decode_utf8
 
 __all__ = [
     "EvaluationConfig",
@@ -182,10 +183,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         source = str(path)
         p = Path(path)
+        if p.is_dir():
+            raise IsADirectoryError(f"{p} is a directory, not a YAML config file")
         if not p.is_file():
             raise FileNotFoundError(f"config file not found: {p}")
         try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            raw = yaml.safe_load(decode_utf8(p.read_bytes(), f"config file {p}")) or {}
+        except OSError as exc:
+            raise OSError(f"cannot read config file {p}: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
             raise ValueError(f"{p}: invalid YAML: {exc}") from None
         if not isinstance(raw, dict):
