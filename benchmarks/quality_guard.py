@@ -2,7 +2,7 @@
 
     python benchmarks/quality_guard.py --model runs/multitask/best   # tasks' dev data from configs/multitask.yaml
 
-Target (issue 8): every mode within 0.3 points of fp32 on every task. Writes docs/results/quality_guard.json.
+Target: every mode within 0.3 points of fp32 on every task. Writes docs/results/quality_guard.json.
 """
 
 from __future__ import annotations
