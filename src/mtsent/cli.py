@@ -29,6 +29,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+
 def show_version(value: bool) -> None:
     """`--version`: print the installed package's version and stop."""
     if value:
@@ -39,7 +40,7 @@ def show_version(value: bool) -> None:
 
 
 @app.callback()
-def main(
+def global_options(
     version: bool = typer.Option(
         False, "--version", callback=show_version, is_eager=True, help="Print the version and exit."
     ),
