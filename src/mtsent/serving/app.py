@@ -421,14 +421,15 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
             raise HTTPException(499, "the client closed the connection") from None
         return results, sum(costs)
 
-    @app.api_route("/health", methods=["GET", "HEAD"], response_model=Health, tags=["service"])
+    @app.head("/health", include_in_schema=False)
+    @app.get("/health", response_model=Health, tags=["service"])
     async def health() -> Health:
         """Liveness: the process answers (from the event loop, even while the model is busy)."""
         return Health(model_loaded=True, queued_requests=batcher.queued, queued_tokens=batcher.queued_tokens)
 
-    @app.api_route(
+    @app.head("/ready", include_in_schema=False)
+    @app.get(
         "/ready",
-        methods=["GET", "HEAD"],
         response_model=Readiness,
         responses={503: {"model": Readiness, "description": "Not ready: the queue is full or the service stops."}},
         tags=["service"],
