@@ -118,8 +118,10 @@ def test_fp32_answers_do_not_depend_on_batch_mates(base_url: str, served_app) ->
 
     async def run() -> tuple[list, list, list, int]:
         async with httpx.AsyncClient(base_url=base_url, timeout=60) as ac:
-            alone = [(await ac.post("/v1/predict", json={"sentences": [t]})).json()["predictions"][0] for t in texts]
-            embed_alone = [(await ac.post("/v1/encode", json={"sentences": [t]})).json()["embeddings"][0] for t in texts]
+            alone, embed_alone = [], []
+            for t in texts:
+                alone.append((await ac.post("/v1/predict", json={"sentences": [t]})).json()["predictions"][0])
+                embed_alone.append((await ac.post("/v1/encode", json={"sentences": [t]})).json()["embeddings"][0])
             before = served_app.state.batcher.batches
             mixed = others[:1] + texts[:1] + others[1:] + texts[1:]
             bursts = [ac.post("/v1/predict", json={"sentences": mixed})]

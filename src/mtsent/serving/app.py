@@ -254,6 +254,8 @@ async def _unless_disconnected(request: Request, work: Awaitable[list[object]]) 
     finally:
         job.cancel()
         gone.cancel()
+        # wait for the cancellation to take effect, so the work has left the queue before anyone is answered
+        await asyncio.gather(job, gone, return_exceptions=True)
 
 
 def _model_runner(model: MultiTaskModel, precision: str, isolate: bool):
