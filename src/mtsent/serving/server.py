@@ -4,8 +4,9 @@ uvicorn bounds idle keep-alive connections (`timeout_keep_alive`), concurrent co
 answered 503 beyond) and graceful shutdown (`timeout_graceful_shutdown`), but it has no timeout for reading a
 request: a client that connects and sends its headers or body slowly holds the connection forever. The
 `ReadTimeoutProtocol` below adds one (a request must arrive whole within `read_timeout_s` of its first byte, or of
-the connection when none came yet; else 408 and close), and a cap on the header size for the httptools parser,
-which has none of its own (`h11_max_incomplete_event_size` only applies to the h11 parser).
+the connection when none came yet; else 408 and close), and a cap on headers that never end for the httptools
+parser, which has none of its own (`h11_max_incomplete_event_size` only applies to the h11 parser): 431 once
+`max_header_bytes` have arrived without the blank line that ends them.
 """
 
 from __future__ import annotations
@@ -52,15 +53,13 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._in_headers:
             self._header_bytes += len(data)
-            if self._header_bytes > self.max_header_bytes:
-                self._refuse(_HEADERS_TOO_LARGE)
-                return
         super().data_received(data)
+        # still no end of headers after this many bytes (a chunk that completes them may also carry body bytes)
+        if self._in_headers and self._header_bytes > self.max_header_bytes:
+            self._refuse(_HEADERS_TOO_LARGE)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_headers = True
-        self._header_bytes = 0
         self._arm()
 
     def on_headers_complete(self) -> None:
@@ -69,6 +68,8 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._disarm()
+        self._in_headers = True  # the next request on this connection starts with its headers
+        self._header_bytes = 0
         super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
