@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
                 result["server_options"] = SERVER_OPTIONS.get(name, [])
                 result["seconds"] = round(time.monotonic() - started, 1)
             report["scenarios"][name] = result
-            print(name, json.dumps(result["check"]), flush=True)
+            print(name, json.dumps(result), flush=True)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -55,6 +55,8 @@ SERVE_PRECISIONS = ("fp32", "bf16", "auto")
 TIMEOUT_HEADER = "X-Timeout-Ms"
 """A client lowers its request's deadline with this header (milliseconds); it cannot raise it."""
 MAX_WAIT_LIMIT_MS = 1000.0
+INLINE_TOKENIZE_CHARS = 4000
+"""Requests with fewer characters are tokenised on the event loop (well under a millisecond)."""
 
 
 @dataclass(frozen=True)
@@ -279,15 +281,23 @@ def _model_runner(model: MultiTaskModel, precision: str, isolate: bool):
     return run
 
 
-def _token_counter(model: MultiTaskModel):
-    """Tokens per sentence as the model will see them: truncated for encode, every window for predict."""
-    tokenizer, max_length = model.encoder.tokenizer, model.encoder.max_length
+class TokenCounter:
+    """Tokens per sentence as the model will see them: truncated to its window for encode, every window for predict."""
 
-    def count(kind: str, sentences: list[str]) -> list[int]:
-        lengths = [len(ids) for ids in tokenizer(sentences, add_special_tokens=True, verbose=False)["input_ids"]]
-        return [min(n, max_length) for n in lengths] if kind == "encode" else lengths
+    def __init__(self, model: MultiTaskModel) -> None:
+        self.tokenizer = model.encoder.tokenizer
+        self.max_length = model.encoder.max_length
 
-    return count
+    def count(self, kind: str, sentences: list[str]) -> list[int]:
+        ids = self.tokenizer(sentences, add_special_tokens=True, verbose=False)["input_ids"]
+        return self._cap(kind, [len(x) for x in ids])
+
+    def lower_bound(self, kind: str, sentences: list[str]) -> int:
+        """At most the true total, and cheap: every word is at least one token."""
+        return sum(self._cap(kind, [len(s.split()) for s in sentences]))
+
+    def _cap(self, kind: str, lengths: list[int]) -> list[int]:
+        return [min(n, self.max_length) for n in lengths] if kind == "encode" else lengths
 
 
 def _json_error_position(body: bytes, position: object) -> str:
@@ -344,7 +354,7 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
         observer=metrics.observe_batch,
     )
     metrics.watch(batcher)
-    count_tokens = _token_counter(model)
+    token_counter = TokenCounter(model)
     models = request_models(settings.max_sentences, settings.max_chars, list(model.tasks))
     EncodeRequest, SimilarityRequest = models.encode, models.similarity
     PredictRequest, EmbeddingsRequest = models.predict, models.embeddings
@@ -405,9 +415,13 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
         """Results for `sentences` within the request's deadline, and the tokens they cost."""
         timeout = deadline_s(request)
         try:
+            # refuse a clearly oversized request before paying for its tokenisation: it has at least a token per word
+            batcher.admit(token_counter.lower_bound(key[0], sentences))
             async with asyncio.timeout(timeout):
-                # tokenising 256 long texts takes a while: off the event loop (the tokenizer releases the GIL)
-                costs = await asyncio.to_thread(count_tokens, key[0], sentences)
+                if sum(map(len, sentences)) <= INLINE_TOKENIZE_CHARS:  # a thread hop costs more than this
+                    costs = token_counter.count(key[0], sentences)
+                else:  # 256 long texts take a while: off the event loop (the tokenizer releases the GIL)
+                    costs = await asyncio.to_thread(token_counter.count, key[0], sentences)
                 results = await _unless_disconnected(request, batcher.submit(key, sentences, costs))
         except QueueFull as exc:
             metrics.rejected.labels("queue_full").inc()

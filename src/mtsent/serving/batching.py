@@ -152,6 +152,12 @@ class MicroBatcher:
             return 1
         return max(1, math.ceil(self.queued_tokens / self._tokens_per_second))
 
+    def admit(self, tokens: int) -> None:
+        """Raise QueueFull unless `tokens` fit in the queue now (an empty queue admits any request)."""
+        limit = self.max_queue_tokens
+        if limit is not None and self.queued_tokens > 0 and self.queued_tokens + tokens > limit:
+            raise QueueFull(tokens, self.queued_tokens, limit, self.retry_after())
+
     async def submit(self, key: Hashable, sentences: list[str], costs: Sequence[int] | None = None) -> list[object]:
         """The results for `sentences` under `key`; `costs` are their tokens (default 1 each).
 
@@ -163,15 +169,12 @@ class MicroBatcher:
         costs = [max(1, int(c)) for c in costs] if costs is not None else [1] * len(sentences)
         if len(costs) != len(sentences):
             raise ValueError(f"{len(sentences)} sentences but {len(costs)} costs")
-        tokens = sum(costs)
-        limit = self.max_queue_tokens
-        if limit is not None and self.queued_tokens > 0 and self.queued_tokens + tokens > limit:
-            raise QueueFull(tokens, self.queued_tokens, limit, self.retry_after())
+        self.admit(sum(costs))
         floor = min((r.served for r in self._active), default=0.0)
         request = _Request(key, list(sentences), costs, asyncio.get_running_loop().create_future(), served=floor)
         request.results = [None] * len(sentences)
         self._active.append(request)
-        self.queued_tokens += tokens
+        self.queued_tokens += sum(costs)
         self._wakeup.set()
         try:
             return await request.future
