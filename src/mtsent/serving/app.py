@@ -12,8 +12,10 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -234,6 +236,9 @@ class RequestContext:
             access_log.info("%s %s %s %d %.1fms", rid, scope["method"], path, status, seconds * 1000)
 
 
+T = TypeVar("T")
+
+
 class ClientGone(Exception):
     """The client closed the connection before its answer was ready."""
 
@@ -244,7 +249,7 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-async def _unless_disconnected(request: Request, work: Awaitable[list[object]]) -> list[object]:
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     """Await `work`, cancelling it (and so dropping its queued sentences) as soon as the client leaves."""
     job = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(_disconnected(request.receive))
@@ -355,6 +360,7 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
     )
     metrics.watch(batcher)
     token_counter = TokenCounter(model)
+    tokenizing = ThreadPoolExecutor(1, thread_name_prefix="mtsent-tokenize")
     models = request_models(settings.max_sentences, settings.max_chars, list(model.tasks))
     EncodeRequest, SimilarityRequest = models.encode, models.similarity
     PredictRequest, EmbeddingsRequest = models.predict, models.embeddings
@@ -368,6 +374,7 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
         yield
         stopping.set()
         await batcher.stop()
+        tokenizing.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="mtsent",
@@ -411,6 +418,17 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
             raise HTTPException(400, f"{TIMEOUT_HEADER} must be a positive whole number of milliseconds, got {raw!r}")
         return min(int(raw), settings.timeout_ms) / 1000
 
+    async def admitted(key: tuple, sentences: list[str]) -> tuple[list[object], list[int]]:
+        """Count the tokens, queue the sentences, wait for their results (cancelled: nothing more is computed)."""
+        if sum(map(len, sentences)) <= INLINE_TOKENIZE_CHARS:  # a thread hop costs more than this
+            costs = token_counter.count(key[0], sentences)
+        else:
+            # 256 long texts take a while: off the event loop, one request at a time (the model keeps its share of
+            # the CPU), and a request cancelled while it waits here is never tokenised
+            loop = asyncio.get_running_loop()
+            costs = await loop.run_in_executor(tokenizing, token_counter.count, key[0], sentences)
+        return await batcher.submit(key, sentences, costs), costs
+
     async def compute(request: Request, key: tuple, sentences: list[str]) -> tuple[list[object], int]:
         """Results for `sentences` within the request's deadline, and the tokens they cost."""
         timeout = deadline_s(request)
@@ -418,11 +436,7 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
             # refuse a clearly oversized request before paying for its tokenisation: it has at least a token per word
             batcher.admit(token_counter.lower_bound(key[0], sentences))
             async with asyncio.timeout(timeout):
-                if sum(map(len, sentences)) <= INLINE_TOKENIZE_CHARS:  # a thread hop costs more than this
-                    costs = token_counter.count(key[0], sentences)
-                else:  # 256 long texts take a while: off the event loop (the tokenizer releases the GIL)
-                    costs = await asyncio.to_thread(token_counter.count, key[0], sentences)
-                results = await _unless_disconnected(request, batcher.submit(key, sentences, costs))
+                results, costs = await _unless_disconnected(request, admitted(key, sentences))
         except QueueFull as exc:
             metrics.rejected.labels("queue_full").inc()
             raise HTTPException(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None

@@ -7,11 +7,12 @@ for example ("encode", normalize) or ("predict", tasks), and a cost per sentence
 - Admission: the queue is bounded in tokens, not requests (one request may hold 256 long texts). A request that
   does not fit is refused at once with `QueueFull`, which carries a retry estimate; a request is always admitted
   into an empty queue, so every request within the per-request limits can run.
-- Fairness: each model call holds at most `batch_tokens` tokens and `max_batch_size` sentences. The request that
-  has received the least service so far (fair queuing: a newcomer starts at the current least, not at zero)
-  chooses the key, then every waiting request with that key contributes one sentence in turn. A large request is
-  thereby split across calls and interleaved with small ones, which join the very next call instead of waiting
-  behind it.
+- Fairness: each model call holds at most `batch_tokens` tokens and `max_batch_size` sentences. Requests are
+  ordered by weighted fair queuing: the service (tokens) each has received, plus the cost of its next sentence; a
+  newcomer starts at the current least service, not at zero, so it cannot starve the others. The first request
+  chooses the key, then every waiting request with that key contributes one sentence in turn, in that order. A
+  large request is thereby split across calls and interleaved with small ones, which ride in the very next call
+  instead of waiting behind it.
 - Dropping: a caller that stops waiting (deadline passed, client gone, shutdown) cancels its `submit`; its
   sentences that have not reached the model yet are removed from the queue and never computed.
 
@@ -216,8 +217,10 @@ class MicroBatcher:
         if not self.enabled:
             first = min(waiting, key=lambda r: r.arrival)
             return self._take([(first, i) for i in range(first.next, len(first.sentences))])
-        by_service = sorted(waiting, key=lambda r: (r.served, r.arrival))
-        turn = [r for r in by_service if r.key == by_service[0].key]
+        # weighted fair queuing: the request whose next text would finish first (least service plus that text's
+        # cost) goes first, so short requests pass long ones at equal service and ride in every call
+        by_finish = sorted(waiting, key=lambda r: (r.served + r.costs[r.next], r.arrival))
+        turn = [r for r in by_finish if r.key == by_finish[0].key]
         cursor = {r: r.next for r in turn}
         picked: list[tuple[_Request, int]] = []
         tokens = 0
