@@ -64,7 +64,7 @@ def test_options_are_checked_before_the_model_loads(monkeypatch: pytest.MonkeyPa
 
 def test_empty_model_dir_says_so(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--model", str(tmp_path)])
-    assert result.exit_code == 2 and "is empty" in result.output and "sentencepiece" not in result.output
+    assert result.exit_code == 2 and "holds no model" in result.output and "sentencepiece" not in result.output
 
 
 def test_exposed_without_key_warns(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

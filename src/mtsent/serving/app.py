@@ -11,6 +11,7 @@ import base64
 import logging
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -279,9 +280,13 @@ def _model_runner(model: MultiTaskModel, precision: str, isolate: bool):
 
     def run(key: Hashable, sentences: list[str]) -> Sequence[object]:
         kind, arg = key  # type: ignore[misc]
-        if isolate:
-            return [result for s in sentences for result in call(kind, arg, [s])]
-        return call(kind, arg, sentences)
+        with warnings.catch_warnings():
+            # the service answers as the library does by default (sentence tasks read a long text's first
+            # window, as docs/serving.md says); the library's note about it would repeat on every call
+            warnings.filterwarnings("ignore", message=r".*read only their first window")
+            if isolate:
+                return [result for s in sentences for result in call(kind, arg, [s])]
+            return call(kind, arg, sentences)
 
     return run
 
