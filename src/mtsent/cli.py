@@ -213,6 +213,7 @@ def require_extra(module: str, extra: str) -> None:
 
 
 def warn(message: str) -> None:
+    """A yellow warning line on stderr (the command goes on)."""
     err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 

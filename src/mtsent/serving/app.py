@@ -365,7 +365,7 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
     )
     metrics.watch(batcher)
     token_counter = TokenCounter(model)
-    tokenizing = ThreadPoolExecutor(1, thread_name_prefix="mtsent-tokenize")
+    tokenizing = ThreadPoolExecutor(1, thread_name_prefix="mtsent-tokenize")  # replaced at each start
     models = request_models(settings.max_sentences, settings.max_chars, list(model.tasks))
     EncodeRequest, SimilarityRequest = models.encode, models.similarity
     PredictRequest, EmbeddingsRequest = models.predict, models.embeddings
@@ -373,6 +373,8 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal tokenizing
+        tokenizing = ThreadPoolExecutor(1, thread_name_prefix="mtsent-tokenize")
         torch.set_num_threads(threads)
         await batcher.start()
         log.info("mtsent: serving, precision=%s, batching=%s, torch threads=%d", running, settings.batching, threads)
