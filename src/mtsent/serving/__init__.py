@@ -15,7 +15,7 @@ __all__ = ["ServeSettings", "create_app"]
 
 def __getattr__(name: str) -> object:
     if name in __all__:
-        from mtsent.serving import app
+        from mtsent.serving.app import ServeSettings, create_app
 
-        return getattr(app, name)
+        return {"ServeSettings": ServeSettings, "create_app": create_app}[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -121,15 +121,16 @@ def _log_config(log_level: str) -> dict:
 
 
 def uvicorn_config(
-    app: FastAPI, settings: ServeSettings, host: str, port: int, log_level: str = "info"
+    app: FastAPI, settings: ServeSettings, host: str, port: int, log_level: str = "info", own_logging: bool = True
 ) -> uvicorn.Config:
-    """The uvicorn configuration carrying the connection limits of `settings`."""
+    """The uvicorn configuration carrying the connection limits of `settings`; `own_logging=False` leaves the
+    process's logging setup alone (for a server embedded in tests or another program)."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
-        log_config=_log_config(log_level),
+        log_config=_log_config(log_level) if own_logging else None,
         access_log=False,  # mtsent.access logs every request with its id instead
         http=protocol_class(settings),
         timeout_keep_alive=max(1, round(settings.keep_alive_s)),
@@ -174,7 +175,7 @@ def running_server(app: FastAPI, host: str = "127.0.0.1", port: int | None = Non
     """Serve `app` with a real uvicorn server in a background thread; yields its base URL."""
     port = port or free_port(host)
     settings = getattr(app.state, "settings", ServeSettings())
-    server = uvicorn.Server(uvicorn_config(app, settings, host, port, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(app, settings, host, port, log_level="warning", own_logging=False))
     thread = threading.Thread(target=server.run, name="mtsent-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
