@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,16 +60,17 @@ def make_tiny_model(path: Path) -> Path:
 
 
 @contextmanager
-def started_server(model: Path, batching: bool, args: argparse.Namespace):
-    """`mtsent serve` in a subprocess on a free loopback port; yields (url, pid)."""
+def started_server(model: Path, batching: bool, args: argparse.Namespace, extra: Sequence[str] = ()):
+    """`mtsent serve` in a subprocess on a free loopback port (`extra`: more serve options); yields (url, pid)."""
     from mtsent.serving.server import free_port
 
     port = free_port()
     cmd = [sys.executable, "-m", "mtsent", "serve", "--model", str(model), "--port", str(port)]
     cmd += ["--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms)]
-    cmd += ["--batching" if batching else "--no-batching", "--log-level", "warning"]
+    cmd += ["--batching" if batching else "--no-batching", "--log-level", "warning", *extra]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    cmd += ["--precision", args.precision]
     proc = subprocess.Popen(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-batch-size", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--threads", type=int, help="torch threads of the server (default: its own default)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32", help="the server's precision")
     p.add_argument("--output", type=Path, help="write the report as JSON here")
     args = p.parse_args(argv)
 
@@ -215,7 +218,12 @@ def main(argv: list[str] | None = None) -> None:
         },
         "endpoint": f"/v1/{args.endpoint}",
         "request": "one sentence per request, closed loop",
-        "settings": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms, "threads": args.threads},
+        "settings": {
+            "max_batch_size": args.max_batch_size,
+            "max_wait_ms": args.max_wait_ms,
+            "threads": args.threads,
+            "precision": args.precision,
+        },
         "runs": [],
         "soak": None,
     }

@@ -38,6 +38,7 @@ __all__ = [
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _MARKER = "mtsent"
+MODEL_FILE_MODE = 0o644
 
 
 @contextmanager
@@ -53,6 +54,8 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+                # Readable by every user (a container's service user included): safetensors writes 0600.
+                f.chmod(MODEL_FILE_MODE)
         old = None
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.console import Console
@@ -234,23 +235,59 @@ def info(model: str = typer.Argument(..., help="An mtsent model directory (or ba
         console.print(tasks if mt.tasks else "[dim]no task heads (encoder only)[/]")
 
 
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
+
+def require_extra(module: str, extra: str) -> None:
+    """A clear error when an optional dependency group is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"this command needs the '{extra}' extra: pip install 'mtsent[{extra}]'")
+
+
+def warn(message: str) -> None:
+    """A yellow warning line on stderr (the command goes on)."""
+    err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+HostOpt = typer.Option("127.0.0.1", help="Interface to listen on (loopback; 0.0.0.0 exposes it to the network).")
+
+
 @app.command()
 def serve(
     model: str | None = typer.Option(None, "--model", "-m", help="Model directory (default: packaged encoder)."),
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 exposes it to the network)."),
+    host: str = HostOpt,
     port: int = typer.Option(8000, min=1, max=65535),
-    max_batch_size: int = typer.Option(32, min=1, help="Most sentences merged into one forward pass."),
-    max_wait_ms: float = typer.Option(5.0, min=0, help="Longest wait for more requests to merge."),
+    precision: Literal["fp32", "bf16", "auto"] = typer.Option(
+        "fp32",
+        help="fp32: answers never depend on other requests; bf16/auto: faster on bf16 hardware (see docs).",
+    ),
+    max_batch_size: int = typer.Option(32, min=1, help="Most sentences merged into one model call."),
+    batch_tokens: int = typer.Option(1024, min=1, help="Most tokens per model call (large requests are split)."),
+    max_wait_ms: float = typer.Option(5.0, min=0, max=1000, help="Longest wait for more requests to merge."),
     batching: bool = typer.Option(True, help="Merge concurrent requests (--no-batching runs each alone)."),
+    max_queue_tokens: int = typer.Option(262_144, min=1, help="Tokens the queue admits (beyond: 503 at once)."),
+    timeout_ms: int = typer.Option(30_000, min=1, help="Default deadline per request (504 past it)."),
     max_sentences: int = typer.Option(256, min=1, help="Most sentences per request."),
     max_chars: int = typer.Option(2000, min=1, help="Most characters per sentence."),
     max_body_bytes: int = typer.Option(1_000_000, min=1, help="Largest request body (bigger answers 413)."),
-    threads: int | None = typer.Option(None, min=1, help="Torch intra-op threads (default: one less than the cores)."),
-    log_level: str = typer.Option("info", help="uvicorn log level (debug also logs each request)."),
+    api_key_file: Path | None = typer.Option(
+        None, help="Require these API keys (one per line); default: $MTSENT_API_KEYS, else no key."
+    ),
+    threads: int | None = typer.Option(None, min=1, help="Torch intra-op threads (default: usable CPUs minus one)."),
+    read_timeout: float = typer.Option(10.0, min=0.1, help="Seconds for a request to arrive whole (else 408)."),
+    keep_alive: float = typer.Option(5.0, min=1, help="Seconds an idle keep-alive connection stays open."),
+    max_connections: int = typer.Option(1024, min=1, help="Concurrent connections (beyond: 503)."),
+    shutdown_timeout: float = typer.Option(30.0, min=1, help="Seconds SIGTERM waits for requests in flight."),
+    log_level: LogLevel = typer.Option("info", help="Log level (info logs each request with its id)."),
 ) -> None:
-    """Serve the model over HTTP (FastAPI + uvicorn) with dynamic micro-batching."""
+    """Serve the model over HTTP (FastAPI + uvicorn): fair micro-batching, admission control, deadlines."""
     with user_errors():
+        require_extra("fastapi", "serve")
         from mtsent.serving.app import ServeSettings
+        from mtsent.serving.security import load_api_keys
+        from mtsent.serving.server import exposure_warning
         from mtsent.serving.server import serve as run_server
 
         settings = ServeSettings(
@@ -261,7 +298,19 @@ def serve(
             max_chars=max_chars,
             max_body_bytes=max_body_bytes,
             threads=threads,
+            precision=precision,
+            max_queue_tokens=max_queue_tokens,
+            batch_tokens=batch_tokens,
+            timeout_ms=timeout_ms,
+            api_keys=load_api_keys(api_key_file),
+            read_timeout_s=read_timeout,
+            keep_alive_s=keep_alive,
+            max_connections=max_connections,
+            shutdown_timeout_s=shutdown_timeout,
         )
+        warning = exposure_warning(host, settings)
+        if warning:
+            warn(warning)
         run_server(model, settings, host=host, port=port, log_level=log_level)
 
 
@@ -269,15 +318,22 @@ def serve(
 def ui(
     model: str | None = typer.Option(None, "--model", "-m", help="Model to open first (mtsent or backbone dir)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Offer every checkpoint found under this dir."),
+    host: str = HostOpt,
     port: int | None = typer.Option(None, help="Port (default: Streamlit's, 8501)."),
     headless: bool = typer.Option(False, help="Do not open a browser."),
 ) -> None:
     """Start the Streamlit web app (predictions, entity highlights, embeddings)."""
     import subprocess
 
+    from mtsent.serving.system import is_loopback
+
+    with user_errors():
+        require_extra("streamlit", "app")
+    if not is_loopback(host):
+        warn(f"the web app listens on {host} without authentication: anyone who can connect to it can use it")
     from mtsent.app import streamlit_command
 
-    raise typer.Exit(subprocess.call(streamlit_command(model, runs_dir, port=port, headless=headless)))
+    raise typer.Exit(subprocess.call(streamlit_command(model, runs_dir, port=port, headless=headless, address=host)))
 
 
 @app.command()

@@ -7,12 +7,24 @@ by its index and what was wrong with it.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["check_sentences", "decode_utf8", "one_or_many"]
+__all__ = ["VISIBLE_CHARACTER", "check_sentences", "decode_utf8", "one_or_many"]
 
 Method = TypeVar("Method", bound=Callable[..., Any])
+
+# Characters that show nothing: controls, whitespace (Python's and JavaScript's), zero-width and other format
+# characters (U+200B, U+FEFF, bidi marks), Hangul fillers. Written with BMP escapes only and without `\s`, whose
+# meaning differs between Python and ECMA-262, so this one pattern means the same in `re` and in a JSON Schema.
+_INVISIBLE = (
+    r"\u0000-\u0020\u007f-\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f"
+    r"\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+)
+VISIBLE_CHARACTER = f"[^{_INVISIBLE}]"
+"""A text must match this (hold one visible character); the service's JSON Schema uses it as `pattern`."""
+_VISIBLE = re.compile(VISIBLE_CHARACTER)
 
 
 def check_sentences(sentences: object, name: str = "sentences", max_chars: int | None = None) -> list[str]:
@@ -35,6 +47,8 @@ def check_sentences(sentences: object, name: str = "sentences", max_chars: int |
             raise TypeError(f"{name}[{i}] must be a string, got {type(item).__name__}")
         if not item.strip():
             raise ValueError(f"{name}[{i}] is empty or whitespace only")
+        if not _VISIBLE.search(item):
+            raise ValueError(f"{name}[{i}] has no visible character (only control, format or zero-width ones)")
         if max_chars is not None and len(item) > max_chars:
             raise ValueError(f"{name}[{i}] has {len(item)} characters, more than the limit of {max_chars}")
         out.append(item)

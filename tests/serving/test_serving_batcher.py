@@ -102,3 +102,72 @@ def test_event_loop_stays_free_while_model_runs() -> None:
 def test_bad_settings(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MicroBatcher(Recorder(), **kwargs)
+
+
+def test_large_request_is_split_and_small_ones_join_early() -> None:
+    """A 40-sentence request is cut into token-bounded calls; a request arriving later rides the next call."""
+    model = Recorder(delay=0.05)
+
+    async def main() -> list:
+        batcher = MicroBatcher(model, max_batch_size=64, max_wait_ms=0, batch_tokens=40)
+        await batcher.start()
+        big = asyncio.create_task(batcher.submit("k", [f"big{i}" for i in range(40)], costs=[10] * 40))
+        await asyncio.sleep(0.01)
+        small = await batcher.submit("k", ["small"], costs=[3])
+        assert not big.done(), "the small request must not wait for the whole large one"
+        await big
+        await batcher.stop()
+        return small
+
+    assert asyncio.run(main()) == [("k", "small")]
+    sizes = [len(s) for _, s in model.calls]
+    assert max(sizes) <= 4 and sum(sizes) == 41
+    first_with_small = next(i for i, (_, s) in enumerate(model.calls) if "small" in s)
+    assert first_with_small <= 1
+
+
+def test_fair_share_between_large_requests() -> None:
+    model = Recorder(delay=0.01)
+    requests = [("k", [f"a{i}" for i in range(12)]), ("k", [f"b{i}" for i in range(12)])]
+    run_requests(MicroBatcher(model, max_wait_ms=0, batch_tokens=4), requests)
+    # every call mixes both requests instead of finishing one before starting the other
+    assert all({s[0] for s in sentences} == {"a", "b"} for _, sentences in model.calls)
+
+
+def test_full_queue_refuses_at_once() -> None:
+    from mtsent.serving.batching import QueueFull
+
+    async def main() -> None:
+        batcher = MicroBatcher(Recorder(delay=0.2), max_wait_ms=0, max_queue_tokens=10, batch_tokens=2)
+        await batcher.start()
+        first = asyncio.create_task(batcher.submit("k", ["x"] * 8, costs=[1] * 8))
+        await asyncio.sleep(0.05)
+        with pytest.raises(QueueFull) as info:
+            await batcher.submit("k", ["y"] * 5, costs=[1] * 5)
+        assert info.value.retry_after >= 1
+        assert len(await first) == 8
+        await batcher.stop()
+
+    asyncio.run(main())
+
+
+def test_oversized_request_is_admitted_into_an_empty_queue() -> None:
+    results = run_requests(MicroBatcher(Recorder(), max_queue_tokens=5), [("k", ["x"] * 9)])
+    assert len(results[0]) == 9
+
+
+def test_cancelled_request_leaves_the_queue_uncomputed() -> None:
+    model = Recorder(delay=0.05)
+
+    async def main() -> None:
+        batcher = MicroBatcher(model, max_wait_ms=0, batch_tokens=1)
+        await batcher.start()
+        job = asyncio.create_task(batcher.submit("k", [f"s{i}" for i in range(50)]))
+        await asyncio.sleep(0.08)
+        job.cancel()
+        await asyncio.sleep(0.2)
+        assert batcher.queued_tokens == 0 and batcher.queued == 0
+        await batcher.stop()
+
+    asyncio.run(main())
+    assert len(model.calls) < 10

@@ -20,10 +20,12 @@ from schemathesis.specs.openapi.checks import (
 
 OPERATIONS = [
     ("GET", "/health"),
+    ("GET", "/ready"),
     ("GET", "/v1/model"),
     ("POST", "/v1/encode"),
     ("POST", "/v1/similarity"),
     ("POST", "/v1/predict"),
+    ("POST", "/v1/embeddings"),
 ]
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

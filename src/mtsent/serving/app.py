@@ -1,45 +1,70 @@
-"""The FastAPI application: health, model description, encode, similarity and predict over one loaded model.
+"""The FastAPI application: probes, metrics, model description, encode, similarity, predict and OpenAI embeddings.
 
 Every error is a JSON object `{"detail": "..."}` with one readable sentence (which field, which index, why) and a
-4xx status; pydantic's raw error list is rewritten by `_readable`. Model calls go through the micro-batcher.
+4xx status (503/504 when the service, not the client, is the limit); pydantic's raw error list is rewritten by
+`_readable`. Model calls go through the admission-controlled, fair micro-batcher (`batching.py`): each request has
+a deadline, and its work is dropped when the deadline passes or its client hangs up.
 """
 
+import asyncio
+import base64
 import logging
-import os
-from collections.abc import AsyncIterator, Hashable, Sequence
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mtsent.model import MultiTaskModel
-from mtsent.serving.batching import MicroBatcher
+from mtsent.precision import resolve_precision
+from mtsent.serving.batching import MicroBatcher, QueueFull, ShuttingDown
+from mtsent.serving.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from mtsent.serving.schemas import (
+    EmbeddingData,
+    EmbeddingsResponse,
+    EmbeddingsUsage,
     EncodeResponse,
     ErrorResponse,
     Health,
     Limits,
     ModelInfo,
+    PrecisionInfo,
     PredictResponse,
+    Readiness,
     SimilarityResponse,
     TaskInfo,
     request_models,
 )
+from mtsent.serving.security import ApiKeyAuth
+from mtsent.serving.system import available_cpus
 
-__all__ = ["ServeSettings", "create_app"]
+__all__ = ["SERVE_PRECISIONS", "TIMEOUT_HEADER", "ServeSettings", "create_app"]
 
 log = logging.getLogger("mtsent.serving")
+access_log = logging.getLogger("mtsent.access")
+
+SERVE_PRECISIONS = ("fp32", "bf16", "auto")
+TIMEOUT_HEADER = "X-Timeout-Ms"
+"""A client lowers its request's deadline with this header (milliseconds); it cannot raise it."""
+MAX_WAIT_LIMIT_MS = 1000.0
+INLINE_TOKENIZE_CHARS = 4000
+"""Requests with fewer characters are tokenised on the event loop (well under a millisecond)."""
 
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """Limits and batching knobs of the service (the `mtsent serve` options)."""
+    """Limits, batching and connection knobs of the service (the `mtsent serve` options)."""
 
     max_batch_size: int = 32
     max_wait_ms: float = 5.0
@@ -47,22 +72,48 @@ class ServeSettings:
     max_sentences: int = 256
     max_chars: int = 2000
     max_body_bytes: int = 1_000_000
-    threads: int | None = None  # torch intra-op threads; None = one core less than the machine has
+    threads: int | None = None  # torch intra-op threads; None = one core less than the container may use
+    precision: str = "fp32"
+    max_queue_tokens: int = 262_144
+    batch_tokens: int = 1024
+    timeout_ms: int = 30_000
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    # connection handling, applied by `server.py` to uvicorn
+    read_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 1024
+    max_header_bytes: int = 16_384
+    shutdown_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_sentences", "max_chars", "max_body_bytes"):
+        positive = (
+            "max_batch_size", "max_sentences", "max_chars", "max_body_bytes", "max_queue_tokens", "batch_tokens",
+            "timeout_ms", "max_connections", "max_header_bytes",
+        )  # fmt: skip
+        for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")
+        for name in ("read_timeout_s", "keep_alive_s", "shutdown_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.max_wait_ms <= MAX_WAIT_LIMIT_MS:
+            raise ValueError(
+                f"max_wait_ms must be between 0 and {MAX_WAIT_LIMIT_MS:.0f} (a batching wait, not a timeout; "
+                f"deadlines are timeout_ms), got {self.max_wait_ms}"
+            )
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
+        if self.precision not in SERVE_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(SERVE_PRECISIONS)}, got {self.precision!r}")
 
 
 ERRORS = {
-    400: {"model": ErrorResponse, "description": "Malformed JSON."},
+    400: {"model": ErrorResponse, "description": "Malformed JSON, or a bad X-Timeout-Ms header."},
+    401: {"model": ErrorResponse, "description": "API keys are configured and none valid was sent."},
     413: {"model": ErrorResponse, "description": "Body larger than max_body_bytes."},
     422: {"model": ErrorResponse, "description": "Invalid request: the message names the field and index."},
+    503: {"model": ErrorResponse, "description": "Queue full (see Retry-After) or shutting down."},
+    504: {"model": ErrorResponse, "description": "The deadline passed; the request's work was dropped."},
 }
 
 
@@ -143,60 +194,218 @@ def _readable(errors: Sequence[dict]) -> str:
     return "; ".join(parts)
 
 
-def _model_runner(model: MultiTaskModel, batch_size: int):
-    """The worker-thread function: key ("encode", normalize) or ("predict", tasks) -> one result per sentence."""
+class RequestContext:
+    """ASGI middleware: X-Request-ID (accepted when sane, else generated) echoed on the answer, access log, metrics.
+
+    The access log (logger `mtsent.access`) gives one line per request: id, method, path, status, milliseconds.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, endpoints: frozenset[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.endpoints = endpoints
+
+    @staticmethod
+    def request_id(headers: dict[bytes, bytes]) -> str:
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        if 0 < len(given) <= 128 and given.isascii() and given.isprintable() and " " not in given:
+            return given
+        return uuid.uuid4().hex
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = self.request_id(dict(scope["headers"]))
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            path = scope["path"]
+            self.metrics.observe_request(path if path in self.endpoints else "other", scope["method"], status, seconds)
+            access_log.info("%s %s %s %d %.1fms", rid, scope["method"], path, status, seconds * 1000)
+
+
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its answer was ready."""
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client hangs up (the body has been read, so the next message is the disconnect)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it (and so dropping its queued sentences) as soon as the client leaves."""
+    job = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if job.done():
+            return job.result()
+        raise ClientGone
+    finally:
+        job.cancel()
+        gone.cancel()
+        # wait for the cancellation to take effect, so the work has left the queue before anyone is answered
+        await asyncio.gather(job, gone, return_exceptions=True)
+
+
+def _model_runner(model: MultiTaskModel, precision: str, isolate: bool):
+    """The worker-thread function: key ("encode", normalize) or ("predict", tasks) -> one result per sentence.
+
+    With `isolate` every text is computed in a forward pass of its own: padding and batch size change float
+    rounding (by ~1e-7 in fp32, ~1e-3 in bf16), so this is what makes an answer independent of its batch mates.
+    """
+
+    def call(kind: str, arg: object, sentences: list[str]) -> Sequence[object]:
+        if kind == "encode":
+            return list(model.encoder.encode(sentences, normalize=arg, precision=precision))
+        return model.predict(sentences, tasks=list(arg), precision=precision)  # type: ignore[call-overload]
 
     def run(key: Hashable, sentences: list[str]) -> Sequence[object]:
         kind, arg = key  # type: ignore[misc]
-        if kind == "encode":
-            return model.encoder.encode(sentences, batch_size=batch_size, normalize=arg)
-        return model.predict(sentences, tasks=list(arg), batch_size=batch_size)
+        with warnings.catch_warnings():
+            # the service answers as the library does by default (sentence tasks read a long text's first
+            # window, as docs/serving.md says); the library's note about it would repeat on every call
+            warnings.filterwarnings("ignore", message=r".*read only their first window")
+            if isolate:
+                return [result for s in sentences for result in call(kind, arg, [s])]
+            return call(kind, arg, sentences)
 
     return run
 
 
-def create_app(model: MultiTaskModel, settings: ServeSettings | None = None) -> FastAPI:
+class TokenCounter:
+    """Tokens per sentence as the model will see them: truncated to its window for encode, every window for predict."""
+
+    def __init__(self, model: MultiTaskModel) -> None:
+        self.tokenizer = model.encoder.tokenizer
+        self.max_length = model.encoder.max_length
+
+    def count(self, kind: str, sentences: list[str]) -> list[int]:
+        ids = self.tokenizer(sentences, add_special_tokens=True, verbose=False)["input_ids"]
+        return self._cap(kind, [len(x) for x in ids])
+
+    def lower_bound(self, kind: str, sentences: list[str]) -> int:
+        """At most the true total, and cheap: every word is at least one token."""
+        return sum(self._cap(kind, [len(s.split()) for s in sentences]))
+
+    def _cap(self, kind: str, lengths: list[int]) -> list[int]:
+        return [min(n, self.max_length) for n in lengths] if kind == "encode" else lengths
+
+
+def _json_error_position(body: bytes, position: object) -> str:
+    """'line 2, column 7' for a character offset into the body (empty when unknown)."""
+    if not isinstance(position, int):
+        return ""
+    before = body.decode("utf-8", "replace")[:position]
+    return f" at line {before.count(chr(10)) + 1}, column {position - before.rfind(chr(10))}"
+
+
+def _offline_docs(app: FastAPI) -> bool:
+    """Serve Swagger UI from the `swagger-ui-bundle` package's files (no CDN); False when it is not installed."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return False
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="mtsent API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+    return True
+
+
+def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, model_id: str = "default") -> FastAPI:
     """A FastAPI app serving `model` (already loaded, so the app is ready as soon as it listens)."""
     settings = settings or ServeSettings()
     # The event loop (HTTP parsing, JSON, pydantic) needs a core of its own: torch threads competing with it for
-    # every core made the service several times slower on a 2-core machine.
-    threads = settings.threads or max(1, (os.cpu_count() or 1) - 1)
+    # every core made the service several times slower on a 2-core machine. Cores are counted from the
+    # container's CPU quota, not the host's.
+    threads = settings.threads or max(1, available_cpus() - 1)
+    running = resolve_precision(settings.precision, model.device)
+    isolate = running == "fp32"
     model.eval()
+    metrics = ServiceMetrics()
     batcher = MicroBatcher(
-        _model_runner(model, settings.max_batch_size),
+        _model_runner(model, running, isolate),
         max_batch_size=settings.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
         enabled=settings.batching,
         thread_initializer=lambda: torch.set_num_threads(threads),
+        max_queue_tokens=settings.max_queue_tokens,
+        batch_tokens=settings.batch_tokens,
+        observer=metrics.observe_batch,
     )
-    models = request_models(settings.max_sentences, settings.max_chars)
-    EncodeRequest, SimilarityRequest, PredictRequest = models.encode, models.similarity, models.predict
+    metrics.watch(batcher)
+    token_counter = TokenCounter(model)
+    tokenizing = ThreadPoolExecutor(1, thread_name_prefix="mtsent-tokenize")  # replaced at each start
+    models = request_models(settings.max_sentences, settings.max_chars, list(model.tasks))
+    EncodeRequest, SimilarityRequest = models.encode, models.similarity
+    PredictRequest, EmbeddingsRequest = models.predict, models.embeddings
+    stopping = asyncio.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal tokenizing
+        tokenizing = ThreadPoolExecutor(1, thread_name_prefix="mtsent-tokenize")
         torch.set_num_threads(threads)
         await batcher.start()
-        log.info("mtsent: serving, batching=%s, torch threads=%d", settings.batching, threads)
+        log.info("mtsent: serving, precision=%s, batching=%s, torch threads=%d", running, settings.batching, threads)
         yield
+        stopping.set()
         await batcher.stop()
+        tokenizing.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="mtsent",
         summary="Multi-task sentence transformer: embeddings, similarity and every task head in one forward pass.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI from a CDN would be blank offline: `_offline_docs` serves local files
+        redoc_url=None,
     )
     app.state.batcher = batcher
     app.state.settings = settings
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.state.metrics = metrics
+    app.state.precision = running
+    has_docs = _offline_docs(app)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            e = next(e for e in errors if e.get("type") == "json_invalid")
-            reason = e.get("ctx", {}).get("error", "invalid JSON")
-            return JSONResponse({"detail": f"malformed JSON body: {reason}"}, status_code=400)
+        broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if broken is not None:
+            reason = broken.get("ctx", {}).get("error", "invalid JSON")
+            loc = broken.get("loc", ())
+            where = _json_error_position(await request.body(), loc[1] if len(loc) > 1 else None)
+            return JSONResponse({"detail": f"malformed JSON body{where}: {reason}"}, status_code=400)
         return JSONResponse({"detail": _readable(errors)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -208,56 +417,151 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None) -> 
         log.exception("mtsent: unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error; the service keeps running"}, status_code=500)
 
+    def deadline_s(request: Request) -> float:
+        raw = request.headers.get(TIMEOUT_HEADER)
+        if raw is None:
+            return settings.timeout_ms / 1000
+        if not raw.strip().isdigit() or int(raw) < 1:
+            raise HTTPException(400, f"{TIMEOUT_HEADER} must be a positive whole number of milliseconds, got {raw!r}")
+        return min(int(raw), settings.timeout_ms) / 1000
+
+    async def admitted(key: tuple, sentences: list[str]) -> tuple[list[object], list[int]]:
+        """Count the tokens, queue the sentences, wait for their results (cancelled: nothing more is computed)."""
+        if sum(map(len, sentences)) <= INLINE_TOKENIZE_CHARS:  # a thread hop costs more than this
+            costs = token_counter.count(key[0], sentences)
+        else:
+            # 256 long texts take a while: off the event loop, one request at a time (the model keeps its share of
+            # the CPU), and a request cancelled while it waits here is never tokenised
+            loop = asyncio.get_running_loop()
+            costs = await loop.run_in_executor(tokenizing, token_counter.count, key[0], sentences)
+        return await batcher.submit(key, sentences, costs), costs
+
+    async def compute(request: Request, key: tuple, sentences: list[str]) -> tuple[list[object], int]:
+        """Results for `sentences` within the request's deadline, and the tokens they cost."""
+        timeout = deadline_s(request)
+        try:
+            # refuse a clearly oversized request before paying for its tokenisation: it has at least a token per word
+            batcher.admit(token_counter.lower_bound(key[0], sentences))
+            async with asyncio.timeout(timeout):
+                results, costs = await _unless_disconnected(request, admitted(key, sentences))
+        except QueueFull as exc:
+            metrics.rejected.labels("queue_full").inc()
+            raise HTTPException(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+        except ShuttingDown:
+            metrics.rejected.labels("shutting_down").inc()
+            raise HTTPException(503, "the service is shutting down", headers={"Retry-After": "1"}) from None
+        except TimeoutError:
+            metrics.timed_out.inc()
+            raise HTTPException(504, f"the deadline of {timeout * 1000:.0f} ms passed; the work was dropped") from None
+        except ClientGone:
+            metrics.abandoned.inc()
+            raise HTTPException(499, "the client closed the connection") from None
+        return results, sum(costs)
+
+    @app.head("/health", include_in_schema=False)
     @app.get("/health", response_model=Health, tags=["service"])
     async def health() -> Health:
-        """Liveness and readiness: the model is loaded and the batcher is accepting work."""
-        return Health(model_loaded=True, queued_requests=batcher.queued)
+        """Liveness: the process answers (from the event loop, even while the model is busy)."""
+        return Health(model_loaded=True, queued_requests=batcher.queued, queued_tokens=batcher.queued_tokens)
 
-    @app.get("/v1/model", response_model=ModelInfo, tags=["service"])
+    @app.head("/ready", include_in_schema=False)
+    @app.get(
+        "/ready",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready: the queue is full or the service stops."}},
+        tags=["service"],
+    )
+    async def ready() -> JSONResponse:
+        """Readiness: the model is loaded, the batcher runs and the queue has room (else 503 with Retry-After)."""
+        reason = None
+        if stopping.is_set() or not batcher.running:
+            reason = "shutting down"
+        elif batcher.saturated:
+            reason = "the queue is full"
+        body = Readiness(
+            ready=reason is None,
+            reason=reason,
+            queued_tokens=batcher.queued_tokens,
+            max_queue_tokens=settings.max_queue_tokens,
+        )
+        headers = {"Retry-After": str(batcher.retry_after())} if reason else None
+        return JSONResponse(body.model_dump(), status_code=503 if reason else 200, headers=headers)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/model", response_model=ModelInfo, responses={401: ERRORS[401]}, tags=["service"])
     async def model_info() -> ModelInfo:
-        """The backbone, embedding size, pooling, the tasks with their labels, and the request limits."""
+        """The model, its tasks with their labels, the precision that runs, and the request limits."""
         c = model.encoder.config
         return ModelInfo(
+            id=model_id,
             backbone=c.backbone,
             dimension=model.encoder.dim,
             pooling=c.pooling,
             normalize=c.normalize,
             max_length=model.encoder.max_length,
             tasks=[TaskInfo(name=t.name, type=t.type, labels=t.labels) for t in model.tasks.values()],
+            precision=PrecisionInfo(requested=settings.precision, running=running, batch_invariant=isolate),
             limits=Limits(
                 max_sentences=settings.max_sentences,
                 max_chars=settings.max_chars,
                 max_body_bytes=settings.max_body_bytes,
+                max_queue_tokens=settings.max_queue_tokens,
+                batch_tokens=settings.batch_tokens,
+                timeout_ms=settings.timeout_ms,
             ),
         )
 
     @app.post("/v1/encode", response_model=EncodeResponse, responses=ERRORS, tags=["model"])
-    async def encode(body: EncodeRequest) -> EncodeResponse:  # type: ignore[valid-type]
+    async def encode(body: EncodeRequest, request: Request) -> EncodeResponse:  # type: ignore[valid-type]
         """Sentence embeddings, one per sentence, in order."""
-        rows = await batcher.submit(("encode", body.normalize), body.sentences)
+        rows, _ = await compute(request, ("encode", body.normalize), body.sentences)
         return EncodeResponse(
             embeddings=np.stack(rows).tolist(), dimension=model.encoder.dim, normalized=body.normalize
         )
 
     @app.post("/v1/similarity", response_model=SimilarityResponse, responses=ERRORS, tags=["model"])
-    async def similarity(body: SimilarityRequest) -> SimilarityResponse:  # type: ignore[valid-type]
+    async def similarity(body: SimilarityRequest, request: Request) -> SimilarityResponse:  # type: ignore[valid-type]
         """Cosine similarity of every sentence of `sentences_a` with every sentence of `sentences_b`."""
-        rows = await batcher.submit(("encode", True), body.sentences_a + body.sentences_b)
+        rows, _ = await compute(request, ("encode", True), body.sentences_a + body.sentences_b)
         a, b = np.stack(rows[: len(body.sentences_a)]), np.stack(rows[len(body.sentences_a) :])
         return SimilarityResponse(scores=np.clip(a @ b.T, -1.0, 1.0).tolist())
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS, tags=["model"])
-    async def predict(body: PredictRequest) -> PredictResponse:  # type: ignore[valid-type]
+    async def predict(body: PredictRequest, request: Request) -> PredictResponse:  # type: ignore[valid-type]
         """For each sentence and task: the label with every label's probability, or entity spans with offsets."""
-        try:
-            names = model.check_tasks(body.tasks)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+        names = model.check_tasks(body.tasks)
         if not names:
             raise HTTPException(422, "this model has no task heads; use /v1/encode for embeddings")
-        answers = await batcher.submit(("predict", tuple(names)), body.sentences)
+        answers, _ = await compute(request, ("predict", tuple(names)), body.sentences)
         return PredictResponse(
             predictions=[{n: p.to_dict() for n, p in answer.items()} for answer in answers]  # type: ignore[attr-defined]
         )
 
+    @app.post("/v1/embeddings", response_model=EmbeddingsResponse, responses=ERRORS, tags=["openai"])
+    async def embeddings(body: EmbeddingsRequest, request: Request) -> EmbeddingsResponse:  # type: ignore[valid-type]
+        """OpenAI-compatible embeddings (normalised), so OpenAI clients and vector-database integrations work."""
+        if body.dimensions is not None and body.dimensions != model.encoder.dim:
+            detail = f"dimensions must be {model.encoder.dim} (this model's size), got {body.dimensions}"
+            raise HTTPException(422, detail)
+        rows, tokens = await compute(request, ("encode", True), body.input)
+        if body.encoding_format == "base64":
+            vectors = [base64.b64encode(np.asarray(r, dtype="<f4").tobytes()).decode("ascii") for r in rows]
+        else:
+            vectors = [np.asarray(r, dtype=np.float32).tolist() for r in rows]
+        return EmbeddingsResponse(
+            data=[EmbeddingData(index=i, embedding=v) for i, v in enumerate(vectors)],
+            model=body.model,
+            usage=EmbeddingsUsage(prompt_tokens=tokens, total_tokens=tokens),
+        )
+
+    # Middleware: the last added runs first. Requests are identified and logged, then authenticated, then their
+    # body is read (so an unauthenticated client never gets to upload one).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.api_keys:
+        app.add_middleware(ApiKeyAuth, keys=settings.api_keys)
+    endpoints = frozenset(r.path for r in app.routes if hasattr(r, "methods")) | ({"/docs"} if has_docs else set())
+    app.add_middleware(RequestContext, metrics=metrics, endpoints=endpoints)
     return app
