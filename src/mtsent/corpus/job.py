@@ -238,7 +238,7 @@ class PartWriter:
             table = table.filter(pc.invert(bad))
         if self.failed or len(table) == 0:
             return
-        table = table.drop_columns([FILE, ERROR])
+        table = table.drop_columns([FILE, ERROR]).add_column(0, "file", pa.array([self.source.path] * len(table)))
         if self._writer is None:
             self._writer = pq.ParquetWriter(self._tmp, table.schema)
         elif table.schema != self._writer.schema:
