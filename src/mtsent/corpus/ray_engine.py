@@ -70,11 +70,17 @@ def _data_context() -> Iterator[None]:
 
 
 def _unwrap(exc: BaseException) -> BaseException:
-    """The user's error inside a Ray error (a bad model directory raised in an actor), else the error itself."""
+    """The user's error inside a Ray error, as one line: a bad value raised in a task, or a model that an actor
+    could not load (Ray keeps only the text of an actor's constructor error)."""
     cause = getattr(exc, "cause", None)
-    while cause is not None and getattr(cause, "cause", None) is not None:
+    while getattr(cause, "cause", None) is not None:
         cause = cause.cause
-    return cause if isinstance(cause, ValueError | OSError | TypeError) else exc
+    if isinstance(cause, ValueError | OSError | TypeError):
+        return cause
+    if getattr(exc, "_actor_init_failed", False):
+        lines = [line.strip() for line in str(getattr(exc, "error_msg", exc)).splitlines() if line.strip()]
+        return ValueError(f"the model could not be loaded in a Ray actor: {lines[-1] if lines else exc}")
+    return exc
 
 
 def ray_engine(
