@@ -7,6 +7,8 @@ only difference is float summation order).
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
 import subprocess
 import textwrap
@@ -34,27 +36,13 @@ WORKER = textwrap.dedent(
 
 
 @pytest.fixture
-def no_dropout_backbone(tmp_path):
+def no_dropout_backbone(tiny_backbone, tmp_path):
     """The tiny random BERT without dropout, so one process and two give the same updates."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from mtsent.encoder import default_backbone_path
-
-    tok = AutoTokenizer.from_pretrained(str(default_backbone_path()), local_files_only=True)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
     path = tmp_path / "backbone"
-    BertModel(config).save_pretrained(path)
-    tok.save_pretrained(path)
+    shutil.copytree(tiny_backbone, path)
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (path / "config.json").write_text(json.dumps(config), encoding="utf-8")
     return path
 
 

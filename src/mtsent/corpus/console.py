@@ -50,9 +50,12 @@ def build_engine(
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     from mtsent.corpus.ray_engine import ray_engine
 
-    return ray_engine(
-        chunk_size=chunk_size, actors=actors, threads=threads or 1, gpus_per_actor=gpus_per_actor, address=address
-    )
+    try:
+        return ray_engine(
+            chunk_size=chunk_size, actors=actors, threads=threads or 1, gpus_per_actor=gpus_per_actor, address=address
+        )
+    except ImportError as exc:  # the ray extra is not installed: one line in the CLI, not a traceback
+        raise ValueError(str(exc)) from None
 
 
 def run_corpus_command(
