@@ -2,9 +2,10 @@
 
 Run: `python benchmarks/corpus_scale.py --rows 1000000` (writes docs/results/corpus_scale.json). The input is the
 SST-2 training sentences cycled to `--rows` rows, split into `--files` Parquet files. Each job runs the CLI in a
-child process, exactly as a user runs it; peak memory is the largest sum of the resident memory of that process
-and every process it started (Ray's GCS, raylet and actors included), sampled every 0.25 s with psutil. RSS counts
-pages shared between processes (Ray's object store) once per process, so the Ray figure is an upper bound.
+child process, exactly as a user runs it; peak memory is the largest sum over that process and every process it
+started (Ray's GCS, raylet, idle workers and actors included), sampled every 0.25 s with psutil, as RSS (counts a
+page shared by several processes, such as Ray's object store and the shared libraries, once per process: an upper
+bound) and as PSS (shares such a page between its users: the machine's real cost).
 
 `predict` uses the packaged MiniLM encoder with 3 task heads initialised at random (sentiment, topic, NER): it
 measures speed, not quality. The restart check kills the in-process `encode` job (SIGKILL) once about half of the
@@ -60,23 +61,26 @@ def random_head_model(path: Path) -> None:
     MultiTaskModel(tasks=TASKS).save_pretrained(path)
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    total = 0
+def tree_memory(proc: psutil.Process) -> tuple[int, int]:
+    """(RSS, PSS) summed over the process and its descendants; PSS splits shared pages between their users."""
+    rss = pss = 0
     for p in [proc, *proc.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
+            info = p.memory_full_info()
+            rss, pss = rss + info.rss, pss + info.pss
+    return rss, pss
 
 
 def run(command: list[str], kill_when=None) -> dict:
-    """Run the CLI; returns wall seconds, peak tree RSS and the exit code (killed: -9)."""
+    """Run the CLI; returns wall seconds, peak tree RSS and PSS, and the exit code (killed: -9)."""
     started = time.perf_counter()
     child = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
-    proc, peak = psutil.Process(child.pid), 0
+    proc, peak, peak_pss = psutil.Process(child.pid), 0, 0
     while child.poll() is None:
-        peak = max(peak, tree_rss(proc))
+        rss, pss = tree_memory(proc)
+        peak, peak_pss = max(peak, rss), max(peak_pss, pss)
         if kill_when is not None and kill_when():
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
