@@ -30,7 +30,8 @@ from pathlib import Path
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
-from parity import DATA, RESULTS, machine, read_sst2, write_report
+from corpora import DATA, read_sst2
+from records import RESULTS, machine, write_report
 
 TASKS = [
     {"name": "sentiment", "type": "sentence_classification", "labels": ["negative", "positive"]},
