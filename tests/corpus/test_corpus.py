@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import sentences, write_dataset
+from corpus_data import sentences, write_dataset
 
 from mtsent.corpus import CorpusJob, run_job
 from mtsent.corpus.job import local_engine, part_name

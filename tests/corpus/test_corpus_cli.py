@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
-from conftest import write_dataset
+from corpus_data import write_dataset
 from typer.testing import CliRunner
 
 from mtsent import cli

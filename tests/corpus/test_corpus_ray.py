@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_dataset
+from corpus_data import write_dataset
 
 from mtsent.corpus import CorpusJob, run_job
 from mtsent.corpus.job import local_engine

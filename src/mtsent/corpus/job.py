@@ -26,8 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from mtsent.batching import DEFAULT_MAX_TOKENS
+from mtsent.config import task_type_class
 from mtsent.corpus.sources import ERROR, InputFile, count_rows, find_inputs, read_chunks
-from mtsent.inference import DEFAULT_MAX_TOKENS
 
 __all__ = ["Annotator", "CorpusJob", "Engine", "JobSummary", "input_chunks", "local_engine", "run_job"]
 
@@ -117,7 +118,7 @@ class Annotator:
         columns: dict[str, pa.Array] = {}
         for name in self.tasks:
             picked = [answers[slots[i]][name] if ok else None for i, ok in enumerate(good)]
-            if self.model.tasks[name].type == "token_classification":
+            if task_type_class(self.model.tasks[name].type).level == "token":
                 entities = [[e.to_dict() for e in p.entities] if p is not None else None for p in picked]
                 columns[f"{name}_entities"] = pa.array(entities, pa.list_(ENTITY))
             else:
