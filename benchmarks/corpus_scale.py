@@ -93,6 +93,7 @@ def run(command: list[str], kill_when=None) -> dict:
     return {
         "seconds": round(time.perf_counter() - started, 1),
         "peak_rss_mib": round(peak / 2**20),
+        "peak_pss_mib": round(peak_pss / 2**20),
         "returncode": child.returncode,
     }
 
@@ -167,8 +168,8 @@ def main() -> None:
                 "speed_ratio_ray_over_in_process": round(
                     runs[f"{cmd}_ray_2x1"]["rows_per_s"] / runs[f"{cmd}_in_process"]["rows_per_s"], 2
                 ),
-                "extra_peak_rss_mib": runs[f"{cmd}_ray_2x1"]["peak_rss_mib"]
-                - runs[f"{cmd}_in_process"]["peak_rss_mib"],
+                "extra_peak_pss_mib": runs[f"{cmd}_ray_2x1"]["peak_pss_mib"]
+                - runs[f"{cmd}_in_process"]["peak_pss_mib"],
             }
             for cmd in ("encode", "predict")
         },
