@@ -126,12 +126,47 @@ def check_output_path(output: Path | None) -> None:
 ModelOpt = typer.Option(None, "--model", "-m", help="mtsent or Hugging Face model directory, or hub id.")
 FileOpt = typer.Option(None, "--file", "-f", help="Read one sentence per line from this file ('-' = stdin).")
 
+# ---------------------------------------------------------------- dataset jobs (mtsent.corpus): --input, --output DIR
+InputOpt = typer.Option(
+    None, "--input", "-i", help="Dataset: Parquet/JSONL/CSV/text file, directory or glob; --output is then a directory."
+)
+TextColumnOpt = typer.Option("text", "--text-column", help="Dataset column holding the text.")
+KeepColumnsOpt = typer.Option(None, "--keep-columns", help="Comma-separated dataset columns copied to the output.")
+EngineOpt = typer.Option(None, "--engine", help="Dataset engine: in-process (default) or 'ray' (Ray Data actors).")
+OnErrorOpt = typer.Option("raise", "--on-error", help="Dataset bad rows: 'raise' stops, 'skip' writes DIR/_errors.")
+ThreadsOpt = typer.Option(None, "--threads", min=1, help="Torch threads (per actor with --engine ray; default 1).")
+ActorsOpt = typer.Option(None, "--actors", min=1, help="Ray model actors (default: CPUs / threads, or GPUs).")
+GpusOpt = typer.Option(None, "--gpus-per-actor", min=0, help="GPUs per Ray actor (default: 1 if the cluster has any).")
+AddressOpt = typer.Option(None, "--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local one).")
+
+
+def run_dataset(job: dict, input: str, output: Path | None, chunk_size: int, options: dict) -> None:
+    """A dataset job: rows of `input` annotated into Parquet files in the directory `output` (see docs/corpus.md)."""
+    from mtsent.corpus import CorpusJob
+    from mtsent.corpus.console import run_corpus_command
+
+    if output is None:
+        raise ValueError("--input needs --output DIR (a directory for the Parquet files)")
+    if output.suffix in (".npy", ".jsonl", ".json", ".parquet"):
+        raise ValueError(f"with --input, --output is a directory, not a {output.suffix} file")
+    if options["on_error"] not in ("raise", "skip"):
+        raise ValueError(f"--on-error must be 'raise' or 'skip', got {options['on_error']!r}")
+    keep = [c.strip() for c in (job.pop("keep_columns") or "").split(",") if c.strip()]
+    run_corpus_command(
+        CorpusJob(**job, keep_columns=keep), input, output, chunk_size=chunk_size, console=err_console, **options
+    )
+
+
+# ---------------------------------------------------------------- end of dataset jobs
+
 
 @app.command()
 def encode(
     sentences: list[str] | None = typer.Argument(None, help="Sentences to embed."),
     file: Path | None = FileOpt,
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write .npy or .jsonl (default: JSONL on stdout)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write .npy or .jsonl (default: JSONL on stdout); with --input, a directory."
+    ),
     model: str | None = ModelOpt,
     batch_size: int | None = typer.Option(None, min=1, help="Cap on sentences per batch (default: token budget)."),
     max_tokens: int = typer.Option(2048, min=1, help="Padded tokens per batch (sentences are sorted by length)."),
@@ -139,13 +174,36 @@ def encode(
     normalize: bool = typer.Option(True, help="L2-normalise the embeddings."),
     pooling: str | None = typer.Option(None, help="Pooling for a raw backbone: mean, cls, max or attention."),
     precision: str = typer.Option("auto", help="auto (bf16 on bf16 hardware, else fp32), fp32 (exact), bf16 or int8."),
+    input: str | None = InputOpt,
+    text_column: str = TextColumnOpt,
+    keep_columns: str | None = KeepColumnsOpt,
+    engine: str | None = EngineOpt,
+    on_error: str = OnErrorOpt,
+    threads: int | None = ThreadsOpt,
+    actors: int | None = ActorsOpt,
+    gpus_per_actor: float | None = GpusOpt,
+    address: str | None = AddressOpt,
 ) -> None:
-    """Embed sentences into vectors; a file (or stdin) is streamed in chunks, so its size does not matter."""
+    """Embed sentences into vectors; a file (or stdin) is streamed in chunks, so its size does not matter.
+
+    With --input, embed a dataset (Parquet/JSONL/CSV/text files) into a directory of Parquet files, in this process
+    or on Ray (--engine ray); a run stopped midway resumes where it left off.
+    """
     import numpy as np
 
     from mtsent.inference import encode_file, jsonl_records
 
     with user_errors():
+        if input is not None:  # dataset job (mtsent.corpus)
+            if sentences or file is not None or pooling is not None:
+                raise ValueError("--input cannot be combined with sentences, --file or --pooling")
+            job = {"command": "encode", "model": model, "text_column": text_column, "keep_columns": keep_columns}
+            job |= {"normalize": normalize, "precision": precision, "max_tokens": max_tokens, "batch_size": batch_size}
+            options = {"engine": engine, "on_error": on_error, "threads": threads, "actors": actors}
+            run_dataset(
+                job, input, output, chunk_size, options | {"gpus_per_actor": gpus_per_actor, "address": address}
+            )
+            return
         if pooling is not None:
             from mtsent.encoder import SentenceEncoder
 
@@ -190,12 +248,39 @@ def predict(
     model: str = typer.Option(..., "--model", "-m", help="A trained mtsent model directory."),
     file: Path | None = FileOpt,
     tasks: str | None = typer.Option(None, help="Comma-separated task names (default: all)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write predictions as JSONL."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write predictions as JSONL; with --input, a directory of Parquet files."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSONL instead of tables."),
     batch_size: int = typer.Option(32, min=1),
+    input: str | None = InputOpt,
+    text_column: str = TextColumnOpt,
+    keep_columns: str | None = KeepColumnsOpt,
+    chunk_size: int = typer.Option(10_000, min=1, help="Dataset rows read and predicted at a time."),
+    precision: str = typer.Option("auto", help="auto (bf16 on bf16 hardware, else fp32), fp32 (exact), bf16 or int8."),
+    engine: str | None = EngineOpt,
+    on_error: str = OnErrorOpt,
+    threads: int | None = ThreadsOpt,
+    actors: int | None = ActorsOpt,
+    gpus_per_actor: float | None = GpusOpt,
+    address: str | None = AddressOpt,
 ) -> None:
-    """Run every task head (or the chosen ones) on each text."""
+    """Run every task head (or the chosen ones) on each text.
+
+    With --input, predict over a dataset (Parquet/JSONL/CSV/text files) into a directory of Parquet files, in this
+    process or on Ray (--engine ray); a run stopped midway resumes where it left off.
+    """
     with user_errors():
+        if input is not None:  # dataset job (mtsent.corpus)
+            if texts or file is not None or as_json:
+                raise ValueError("--input cannot be combined with texts, --file or --json")
+            job = {"command": "predict", "model": model, "text_column": text_column, "keep_columns": keep_columns}
+            job |= {"tasks": parse_tasks(tasks), "precision": precision, "batch_size": batch_size}
+            options = {"engine": engine, "on_error": on_error, "threads": threads, "actors": actors}
+            run_dataset(
+                job, input, output, chunk_size, options | {"gpus_per_actor": gpus_per_actor, "address": address}
+            )
+            return
         check_output_path(output)
         items = gather_sentences(texts, file)
         mt = load_model(model)
