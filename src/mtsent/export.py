@@ -19,6 +19,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -160,13 +162,17 @@ class _OnnxGraph(nn.Module):
 
 
 @contextmanager
-def _quiet_exporter():
-    """torch.onnx logs a warning per missing torchvision operator: noise for a text model."""
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's chatter (a warning per missing torchvision operator, axis renaming notes): the
+    export is checked against PyTorch with onnxruntime right after, which is what tells whether it worked."""
     log = logging.getLogger("torch.onnx")
     level = log.level
     log.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
     finally:
         log.setLevel(level)
 
