@@ -174,9 +174,10 @@ def render_model_card(
     )
     name = (run_config or {}).get("name") or Path(display_name).name
     e = config.encoder
+    backbone = f"packaged {_DEFAULT_BACKBONE_ID}" if e.backbone == DEFAULT_BACKBONE else e.backbone
     lines = [_front_matter(config, fmt, _datasets(run_config), metric_names), f"# {name}", ""]
     lines += [
-        f"A multi-task sentence transformer trained with mtsent: one shared encoder ({e.backbone} backbone, "
+        f"A multi-task sentence transformer trained with mtsent: one shared encoder ({backbone} backbone, "
         f"{e.pooling} pooling{f', projection to {e.projection_dim}' if e.projection_dim else ''}, "
         f"{'L2-normalised' if e.normalize else 'unnormalised'} embeddings, at most {e.max_length} sub-words per "
         f"input) and {len(config.tasks)} task head(s).",
