@@ -22,6 +22,8 @@ LAYERS: list[tuple[str, ...]] = [
         "mtsent.heads",
         "mtsent.precision",
         "mtsent.checkpoint",
+        "mtsent.model_card",
+        "mtsent.st_format",
         "mtsent.batching",
         "mtsent.spans",
         "mtsent.metrics",
@@ -30,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("mtsent.encoder",),
     ("mtsent.tasks",),
     ("mtsent.model",),
-    ("mtsent.inference", "mtsent.tables", "mtsent.data.inspect", "mtsent.training", "mtsent.serving"),
+    ("mtsent.inference", "mtsent.tables", "mtsent.data.inspect", "mtsent.training", "mtsent.serving", "mtsent.export"),
     ("mtsent.demo", "mtsent.app", "mtsent.data.cli"),
     ("mtsent.cli", "mtsent.__main__"),
 ]

@@ -156,7 +156,7 @@ def load_model(path: str | None, pooling: str | None, stamp: float = 0.0) -> Mul
         raise FileNotFoundError(f"model directory not found: {path}")
     if path is not None and is_mtsent_dir(path):
         return MultiTaskModel.from_pretrained(path)
-    return MultiTaskModel(SentenceEncoder(path, pooling=pooling or "mean"), [])
+    return MultiTaskModel(SentenceEncoder(path, pooling=pooling), [])
 
 
 @st.cache_resource(show_spinner="Running the model…", max_entries=64)

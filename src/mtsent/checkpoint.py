@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
 from mtsent.config import DEFAULT_BACKBONE, ModelConfig
+from mtsent.model_card import write_model_card
 
 __all__ = [
     "CONFIG_NAME",
@@ -93,6 +94,8 @@ def write_model_dir(
         save_tokenizer(tmp)
         if write_extra is not None:
             write_extra(tmp)
+        # the model card is rendered from what is now in the directory (and its run's records)
+        write_model_card(tmp, config, records_dir=tmp, display_name=str(path), measured_here=True)
     return Path(path)
 
 

@@ -474,12 +474,14 @@ def evaluate(
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the metrics as JSON."),
     precision: str = typer.Option("fp32", help="fp32 (exact), bf16, int8 or auto."),
+    update_card: bool = typer.Option(False, "--update-card", help="Record the result in the model's README.md card."),
 ) -> None:
     """Score a model's task on any labelled file and print the metrics.
 
     A relative --file is looked for in the working directory, then in the data directory (--data-dir, else
     $MTSENT_DATA, else ../shared/data), as the paths of a training config are.
     """
+    from mtsent.checkpoint import is_mtsent_dir
     from mtsent.training.evaluation import evaluate_file
 
     def column(value: str | None) -> str | int | None:
@@ -489,6 +491,8 @@ def evaluate(
         check_output_path(output)
         mapping = parse_label_map(label_map) if label_map is not None else None
         file = find_data_file(file, data_dir)
+        if update_card and not is_mtsent_dir(model):
+            raise ValueError(f"--update-card needs an mtsent model directory; {model} is not one")
         mt = load_model(model)
         metrics = evaluate_file(
             mt,
@@ -514,6 +518,29 @@ def evaluate(
         if output is not None:
             output.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
             err_console.print(f"wrote {output}")
+        if update_card:
+            from mtsent.model_card import record_evaluation
+
+            card = record_evaluation(Path(model), mt.config, task, file, metrics)
+            err_console.print(f"recorded the evaluation in {card}")
+
+
+@app.command()
+def export(
+    model_dir: Path = typer.Argument(..., help="An mtsent model directory."),
+    out_dir: Path = typer.Argument(..., help="Where the export goes (a new or empty directory)."),
+    to: str = typer.Option(..., "--to", help="sentence-transformers, transformers or onnx."),
+    task: str | None = typer.Option(None, "--task", "-t", help="The task to export (--to transformers only)."),
+) -> None:
+    """Export a model as a sentence-transformers, Hugging Face transformers or ONNX directory (see docs/export.md)."""
+    with user_errors():
+        try:
+            from mtsent.export import export_model
+
+            written = export_model(model_dir, to, out_dir, task=task)
+        except ImportError as exc:  # the optional export dependencies are missing
+            raise ValueError(str(exc)) from None
+        err_console.print(f"wrote the {to} export of {model_dir} to {written}")
 
 
 def parse_label_map(text: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ from mtsent.inputs import check_sentences, one_or_many
 from mtsent.pooling import Pooling
 from mtsent.precision import eval_mode, inference_copy, precision_context
 from mtsent.spans import split_words
+from mtsent.st_format import read_st_settings
 
 __all__ = [
     "EncoderOutput",
@@ -130,7 +131,8 @@ class SentenceEncoder(nn.Module):
     """Backbone + pooling (+ projection) (+ L2 normalisation): sentences in, fixed-size vectors out.
 
     `SentenceEncoder(name)` loads a backbone by name ('default', a Hugging Face / sentence-transformers
-    directory, a hub id) and adds fresh pooling and projection, as sentence-transformers does;
+    directory, a hub id) and adds fresh pooling and projection, as sentence-transformers does (a
+    sentence-transformers directory's own pooling, Dense projection and normalisation are read, `st_format`);
     `from_pretrained(path)` also opens mtsent directories; `from_config` builds the architecture a saved
     config describes without reading any weights. All three end in `from_parts`, which only builds modules.
     """
@@ -139,25 +141,26 @@ class SentenceEncoder(nn.Module):
         self,
         model_name_or_path: str | None = None,
         *,
-        pooling: PoolingMode = "mean",
+        pooling: PoolingMode | None = None,
         projection_dim: int | None = None,
         projection_dropout: float = 0.1,
-        normalize: bool = True,
+        normalize: bool | None = None,
         max_length: int | None = None,
         device: str | torch.device | None = None,
     ) -> None:
+        # pooling / normalize / projection left unset come from a sentence-transformers directory's modules.json
+        # (else mean pooling, normalised, no projection)
+        st = read_st_settings(model_name_or_path or DEFAULT_BACKBONE)
         config = EncoderConfig(
             backbone=model_name_or_path or DEFAULT_BACKBONE,
-            pooling=pooling,
-            projection_dim=projection_dim,
-            projection_dropout=projection_dropout,
-            normalize=normalize,
             max_length=max_length,
+            **st.encoder_fields(pooling, normalize, projection_dim, projection_dropout),
         )
         backbone, tokenizer, default_max = load_backbone(config.backbone)
         if config.max_length is None:
             config.max_length = default_max
         self._setup(config, backbone, tokenizer, device)
+        st.load_projection(self.projection)
 
     def _setup(self, config: EncoderConfig, backbone: nn.Module, tokenizer, device) -> None:
         nn.Module.__init__(self)
