@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
+from scipy.stats import spearmanr
 
 from mtsent.config import HeadConfig
 from mtsent.data import PairExample
@@ -128,3 +129,20 @@ def test_predict_leaves_pair_tasks_out_and_similarity_answers_pairs(encoder):
     assert scores[0] > 0.8 > scores[1]
     with pytest.raises(ValueError, match="texts_a has 2 texts but texts_b has 1"):
         model.similarity(a, b[:1])
+
+
+def test_evaluate_file_scores_a_pair_task_on_a_glue_style_file(encoder, tmp_path):
+    from mtsent import MultiTaskModel
+    from mtsent.training.evaluation import evaluate_file
+
+    model = MultiTaskModel(encoder, [sts_head()])
+    path = tmp_path / "sts.tsv"
+    rows = [(p.text, p.text_pair, p.score) for p in PAIRS]
+    path.write_text("".join(f'{i}\t"{a}\t{b}\t{y}\n' for i, (a, b, y) in enumerate(rows)), encoding="utf-8")
+    metrics = evaluate_file(
+        model, "sts", path, text_column=1, text_pair_column=2, label_column=3, header=False, quoted=False
+    )
+    cosines = model.similarity([f'"{a}' for a, _, _ in rows], [b for _, b, _ in rows], precision="fp32")
+    assert metrics["main"] == pytest.approx(spearmanr([y for *_, y in rows], cosines).statistic, abs=1e-6)
+    with pytest.raises(ValueError, match=r"task 'sts' \(sentence_similarity\) needs --text-pair-column"):
+        evaluate_file(model, "sts", path, text_column=1, label_column=3, header=False)
