@@ -2,9 +2,9 @@
 
 The teacher is the encoder as training starts (frozen). Its embedding of every training text is computed once,
 before the first step, and cached, rather than by a second forward pass at every step: a run sees each text
-several times (7,500 steps x 32 = 240,000 examples against 90,000 texts for configs/multitask.yaml), so the cache
-costs about a third of the teacher passes, and no second encoder stays in memory (the cache is 90,000 x 384
-float32 = 140 MB). The cached rows follow the encoder inputs of each training feature (`texts_per_example` rows
+several times (configs/multitask_sts.yaml: 7,500 steps x 32 = 240,000 examples against 90,154 texts), so the
+cache costs about a third of the teacher passes, and no second encoder stays in memory (the cache is 90,154 x 384
+float32 = 138 MB). The cached rows follow the encoder inputs of each training feature (`texts_per_example` rows
 per feature), so the teacher sees exactly what the student sees, truncation included.
 """
 
