@@ -145,7 +145,7 @@ class MultiTaskModel(nn.Module):
         texts = check_sentences(texts, "texts")
         names = self.check_tasks(tasks)
         if not names:
-            raise ValueError("this model has no single-text task heads to predict with; use encode() or similarity()")
+            raise ValueError("this model has no task heads for single texts; use encode() or similarity()")
         pairs = [n for n in names if self.task_types[n].texts_per_example != 1]
         if pairs:
             raise ValueError(f"tasks {pairs} answer pairs of texts, not single texts: use similarity(texts_a, texts_b)")

@@ -330,7 +330,7 @@ class Trainer:
         """One metrics row per value (task `embedding`: `embedding/sts_spearman` in metrics.csv) and one line out."""
         quality = state.embedding_quality
         epoch = round(state.step * self.config.training.gradient_accumulation_steps / self.micro_per_epoch, 4)
-        self.log.log({"epoch": epoch, "kind": "eval", "task": SECTION, **quality})
+        self.log.log({"step": state.step, "epoch": epoch, "kind": "eval", "task": SECTION, **quality})
         self.out.print(
             f"embedding quality at step {state.step}: {METRIC} {quality[METRIC]:.2f} "
             f"({quality['pairs']} pairs of {self.embedding_quality.source}, fp32, Spearman x100)"
