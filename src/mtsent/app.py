@@ -164,7 +164,7 @@ def analyse(_model: MultiTaskModel, model_key: str, sentences: tuple[str, ...]) 
     """Predictions of every head and the unnormalised embeddings, cached per model and input so that moving the
     threshold slider only redraws. A resource cache hands out the same objects without pickling them; the page
     only reads them."""
-    predictions = _model.predict(list(sentences)) if _model.tasks else [{} for _ in sentences]
+    predictions = _model.predict(list(sentences)) if _model.check_tasks(None) else [{} for _ in sentences]
     embeddings = _model.encoder.encode(list(sentences), normalize=False)
     return predictions, np.asarray(embeddings, dtype=np.float32)
 

@@ -463,8 +463,10 @@ def evaluate(
     file: Path = typer.Option(..., "--file", "-f", help="Data file (CoNLL for token tasks; TSV/CSV/JSONL)."),
     format: str | None = typer.Option(None, help="conll, tsv, csv or jsonl (default: from the suffix)."),
     text_column: str | None = typer.Option(None, help="Text column (name, or index for files without header)."),
-    label_column: str | None = typer.Option(None, help="Label column (name or index)."),
+    label_column: str | None = typer.Option(None, help="Label column (name or index); a score for pair tasks."),
+    text_pair_column: str | None = typer.Option(None, help="Second text column (sentence-pair tasks)."),
     header: bool | None = typer.Option(None, "--header/--no-header", help="Whether the first row is a header."),
+    quoted: bool = typer.Option(True, "--quoted/--no-quoted", help="CSV-style quotes in TSV/CSV (GLUE TSV: no)."),
     tag_column: int = typer.Option(-1, help="Tag column of a CoNLL file."),
     label_map: str | None = typer.Option(
         None, help="Map the file's labels to the head's: 0=negative,1=positive (every label the file uses)."
@@ -501,7 +503,9 @@ def evaluate(
             format=format,
             text_column=column(text_column),
             label_column=column(label_column),
+            text_pair_column=column(text_pair_column),
             header=header,
+            quoted=quoted,
             tag_column=tag_column,
             label_map=mapping,
             precision=precision,

@@ -95,13 +95,14 @@ class HeadOptions(_Strict):
 
     hidden_dim: int | None = Field(None, gt=0, description="one hidden layer of this size; None = linear head")
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    options: dict[str, Any] = Field(default_factory=dict, description="the task type's own options (its loss...)")
 
 
 class HeadConfig(HeadOptions):
     """One task head: a name, a registered task type, its label set and how the head is built.
 
-    The type checks the rest of the config (`TaskType.check_config`): the classification types need two or
-    more labels, for example, while a regression-like type would need none.
+    The type checks the rest of the config (`TaskType.check_config`, `TaskType.options_model`): the
+    classification types need two or more labels and take no options, the similarity type takes no labels.
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -128,7 +129,9 @@ class HeadConfig(HeadOptions):
 
     @model_validator(mode="after")
     def _fits_its_type(self) -> HeadConfig:
-        task_type_class(self.type).check_config(self)
+        kind = task_type_class(self.type)
+        kind.read_options(self.options)
+        kind.check_config(self)
         return self
 
 

@@ -1,4 +1,5 @@
-"""Task metrics: accuracy and macro-F1 for sentence tasks, entity-level P/R/F1 for token tasks.
+"""Task metrics: accuracy and macro-F1 for sentence tasks, entity-level P/R/F1 for token tasks, rank and linear
+correlation for similarity scores.
 
 Entity scores come from seqeval in its default mode, which reproduces the official conlleval script: an `I-`
 tag after `O` (or after another type) starts an entity, as in `mtsent.spans`, so the decoding used for
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["sentence_metrics", "token_metrics"]
+__all__ = ["sentence_metrics", "similarity_metrics", "token_metrics"]
 
 
 def sentence_metrics(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> dict:
@@ -58,5 +59,24 @@ def token_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
         "recall": float(recall_score(gold, pred, zero_division=0)),
         "f1": float(f1_score(gold, pred, zero_division=0)),
         "per_type": per_type,
+        "n": len(gold),
+    }
+
+
+def similarity_metrics(gold: Sequence[float], pred: Sequence[float]) -> dict:
+    """Spearman's rank and Pearson's linear correlation of predicted similarities with gold scores (SciPy).
+
+    Spearman is what STS results report: it ignores the scale of the gold scores (STS-B's 0-5) and of the
+    prediction (a cosine), and only asks whether pairs are ordered alike.
+    """
+    from scipy.stats import pearsonr, spearmanr
+
+    if len(gold) != len(pred):
+        raise ValueError(f"gold ({len(gold)}) and predicted ({len(pred)}) score lists differ in length")
+    if len(gold) < 2:
+        raise ValueError(f"need at least 2 pairs to correlate, got {len(gold)}")
+    return {
+        "spearman": float(spearmanr(gold, pred).statistic),
+        "pearson": float(pearsonr(gold, pred).statistic),
         "n": len(gold),
     }

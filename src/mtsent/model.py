@@ -4,7 +4,7 @@
 every label's probability for sentence classification, entity spans with character offsets for token
 classification). Texts longer than the backbone's limit are cut into overlapping windows of whole words, so
 every word still gets a tag; sentence-level answers read the first window, or the mean over all windows with
-`long_texts="mean"`.
+`long_texts="mean"`. A sentence-pair task (similarity) answers pairs instead: `similarity(texts_a, texts_b)`.
 """
 
 from __future__ import annotations
@@ -92,9 +92,12 @@ class MultiTaskModel(nn.Module):
         return self.encoder.device
 
     def check_tasks(self, tasks: Sequence[str] | None) -> list[str]:
-        """The requested task names (all when None), or a ValueError listing the valid ones."""
+        """The requested task names, or a ValueError listing the valid ones.
+
+        None means every task that answers a single text (pair tasks are asked by name, or through `similarity`).
+        """
         if tasks is None:
-            return list(self.tasks)
+            return [n for n, t in self.task_types.items() if t.texts_per_example == 1]
         if isinstance(tasks, str):
             tasks = [tasks]
         valid = ", ".join(self.tasks) or "(this model has no task heads)"
@@ -143,7 +146,10 @@ class MultiTaskModel(nn.Module):
         texts = check_sentences(texts, "texts")
         names = self.check_tasks(tasks)
         if not names:
-            raise ValueError("this model has no task heads to predict with; use encode() for embeddings")
+            raise ValueError("this model has no task heads for single texts; use encode() or similarity()")
+        pairs = [n for n in names if self.task_types[n].texts_per_example != 1]
+        if pairs:
+            raise ValueError(f"tasks {pairs} answer pairs of texts, not single texts: use similarity(texts_a, texts_b)")
         if long_texts not in ("truncate", "mean"):
             raise ValueError(f"long_texts must be 'truncate' or 'mean', got {long_texts!r}")
         words = [split_words(t) for t in texts]
@@ -169,6 +175,20 @@ class MultiTaskModel(nn.Module):
             {n: self.task_types[n].decode(text, words[i], outputs[i][n], long_texts) for n in names}
             for i, text in enumerate(texts)
         ]
+
+    def similarity(self, texts_a: Sequence[str], texts_b: Sequence[str], **encode_kwargs) -> np.ndarray:
+        """The cosine similarity of each pair (texts_a[i], texts_b[i]), in [-1, 1]: what a similarity task scores.
+
+        A sentence_similarity task has no head of its own (it trains the shared sentence embedding), so its answer
+        is the cosine of the two texts' normalised embeddings; `encode_kwargs` go to `encode`.
+        """
+        texts_a, texts_b = check_sentences(texts_a, "texts_a"), check_sentences(texts_b, "texts_b")
+        if len(texts_a) != len(texts_b):
+            raise ValueError(f"texts_a has {len(texts_a)} texts but texts_b has {len(texts_b)}; expected pairs")
+        encode_kwargs.update(normalize=True, convert_to_numpy=True)
+        embeddings = self.encoder.encode([*texts_a, *texts_b], **encode_kwargs)
+        first, second = embeddings[: len(texts_a)], embeddings[len(texts_a) :]
+        return np.clip((first * second).sum(axis=1), -1.0, 1.0)
 
     def _warn_first_window_only(
         self, outputs: list[dict[str, list[WindowOutput]]], names: list[str], long_texts: LongTexts

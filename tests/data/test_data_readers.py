@@ -228,3 +228,64 @@ def test_iob1_to_iob2_properties(tags: list[str]) -> None:
     for prev, tag in zip(["O", *out], out, strict=False):
         if tag.startswith("I-"):
             assert prev[2:] == tag[2:] and prev != "O"
+
+
+# ------------------------------------------------------------------------------------------- text pairs
+
+STSB_LIKE = (
+    "0\tcaptions\tA man plays the cello.\tA man seated plays the cello.\t4.250\n"
+    '1\tforum\t"Fairies don\'t exist" - fine.\tFairies don\'t exist - fine.\t3.8\n'
+    "2\tforum\t \tnothing to compare\t1.0\n"
+)
+
+
+def test_read_pairs_by_index_keeping_quotes_and_skipping_blank_texts(tmp_path: Path) -> None:
+    from mtsent.data import PairExample
+
+    p = write(tmp_path, "sts.tsv", STSB_LIKE)
+    skipped: Counter[str] = Counter()
+    ex = read_table(p, 2, 4, header=False, text_pair_column=3, quoted=False, skipped=skipped)
+    assert ex == [
+        PairExample("A man plays the cello.", "A man seated plays the cello.", 4.25, f"{p}:1"),
+        PairExample("\"Fairies don't exist\" - fine.", "Fairies don't exist - fine.", 3.8, f"{p}:2"),
+    ]
+    assert skipped == Counter({"blank_text": 1})
+    quoted = read_table(p, 2, 4, header=False, text_pair_column=3)  # CSV quoting drops the opening quote pair
+    assert quoted[1].text == "Fairies don't exist - fine."
+
+
+def test_read_pairs_from_a_header_and_jsonl(tmp_path: Path) -> None:
+    p = write(tmp_path, "pairs.csv", "a,b,score\nx y,y z,0.5\n")
+    assert [(e.text, e.text_pair, e.score) for e in read_table(p, "a", "score", text_pair_column="b")] == [
+        ("x y", "y z", 0.5)
+    ]
+    j = write(tmp_path, "pairs.jsonl", '{"s1": "one", "s2": "two", "y": 3}\n\n{"s1": "a", "s2": "", "y": 1}\n')
+    skipped: Counter[str] = Counter()
+    ex = read_table(j, "s1", "y", text_pair_column="s2", skipped=skipped)
+    assert [(e.text, e.text_pair, e.score) for e in ex] == [("one", "two", 3.0)]
+    assert skipped == Counter({"blank_lines": 1, "blank_text": 1})
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "cols", "match"),
+    [
+        ("s.tsv", "a\tb\t1\n", (0, 2, 5), r"s\.tsv:1: column index 5 does not exist; rows have 3 columns"),
+        ("s.tsv", "a\tb\t1\nc\td\n", (0, 2, 1), r"s\.tsv:2: expected 3 TSV columns, found 2"),
+        ("s.tsv", "a\tb\t1\nc\td\thigh\n", (0, 2, 1), r"s\.tsv:2: expected a numeric similarity score, found 'high'"),
+        ("s.tsv", "a\tb\tnan\n", (0, 2, 1), r"s\.tsv:1: expected a finite similarity score"),
+        ("s.csv", "a,b,s\nx,y,1\n", ("a", "s", "c"), r"s\.csv:1: text pair column 'c' not found in the header"),
+        ("s.jsonl", '{"a": "x", "s": 1}\n', ("a", "s", "b"), r"s\.jsonl:1: text pair field 'b' missing"),
+        ("s.jsonl", '{"a": "x", "b": 2, "s": 1}\n', ("a", "s", "b"), r"s\.jsonl:1: text field 'b' must be a string"),
+    ],
+)
+def test_read_pairs_bad_input(tmp_path: Path, name: str, text: str, cols: tuple, match: str) -> None:
+    p = write(tmp_path, name, text)
+    text_column, label_column, pair_column = cols
+    with pytest.raises(DataError, match=match):
+        read_table(p, text_column, label_column, text_pair_column=pair_column)
+
+
+def test_pairs_refuse_a_label_map(tmp_path: Path) -> None:
+    p = write(tmp_path, "s.tsv", "a\tb\t1\n")
+    with pytest.raises(DataError, match="label_map does not apply to text pairs"):
+        read_table(p, 0, 2, text_pair_column=1, label_map={"1": "one"})

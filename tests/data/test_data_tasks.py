@@ -70,3 +70,33 @@ def test_hf_config_with_save_to_disk_dir_under_data_dir(tmp_path: Path) -> None:
     cfg = DataConfig(format="hf", hf_name="hfds", dev="validation", text_column="text", label_column="label")
     splits = load_task_data("t", "sentence_classification", cfg, tmp_path)
     assert [len(splits.train), len(splits.dev)] == [4, 1]
+
+
+def test_a_pair_task_reads_pairs_and_a_single_text_task_refuses_them(tmp_path: Path) -> None:
+    (tmp_path / "pairs.tsv").write_text("a b\tb c\t4.5\nx\ty\t0\n", encoding="utf-8")
+    columns = {"text_column": 0, "text_pair_column": 1, "label_column": 2}
+    cfg = DataConfig(format="tsv", train="pairs.tsv", dev="pairs.tsv", **columns)
+    splits = load_task_data("sts", "sentence_similarity", cfg, tmp_path)
+    assert [(e.text, e.text_pair, e.score) for e in splits.train] == [("a b", "b c", 4.5), ("x", "y", 0.0)]
+    assert splits.labels == [] and len(splits.dev) == 2
+    with pytest.raises(DataError, match="type 'sentence_classification' reads one text per row"):
+        load_task_data("s", "sentence_classification", cfg, tmp_path)
+    single = DataConfig(format="tsv", train="pairs.tsv", text_column=0, label_column=2)
+    with pytest.raises(DataError, match="type 'sentence_similarity' needs text_pair_column"):
+        load_task_data("sts", "sentence_similarity", single, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ({"format": "conll", "text_pair_column": 1}, "text_pair_column applies to tsv, csv and jsonl"),
+        ({"format": "tsv", "text_pair_column": 1, "label_map": {"1": "a"}}, "label_map does not apply to text pairs"),
+        ({"format": "jsonl", "quoted": False}, "quoted applies to tsv and csv"),
+    ],
+)
+def test_pair_and_quoting_options_are_checked(extra: dict, match: str) -> None:
+    fields = {"train": "f", "text_column": 0, "label_column": 2, **extra}
+    if fields["format"] == "conll":
+        fields.pop("text_column"), fields.pop("label_column")
+    with pytest.raises(ValueError, match=match):
+        DataConfig(**fields)

@@ -58,6 +58,18 @@ def _ner_sentences(n: int, rng: random.Random) -> list[list[tuple[str, str]]]:
     return sentences
 
 
+def _sts_rows(n: int, rng: random.Random) -> list[tuple[str, str, float]]:
+    """Pairs of toy texts: two of the same topic score 4-5, two of different topics 0-1 (STS-B's 0-5 scale)."""
+    texts = _topic_rows(2 * n, rng)
+    rows = []
+    for (a, label_a), (b, label_b) in zip(texts[::2], texts[1::2]):
+        if rng.random() < 0.5:
+            b, label_b = next((t, y) for t, y in texts if y == label_a and t != a)
+        score = rng.uniform(4, 5) if label_a == label_b else rng.uniform(0, 1)
+        rows.append((a, b, round(score, 2)))
+    return rows
+
+
 def _write_tsv(path: Path, rows: list[tuple[str, str]]) -> None:
     path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
 
@@ -68,7 +80,8 @@ def _write_conll(path: Path, sentences: list[list[tuple[str, str]]]) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    """sentiment.{train,dev}.tsv, topic.{train,dev}.tsv, ner.{train,dev}.conll (and an unseen ner.test.conll)."""
+    """sentiment.{train,dev}.tsv, topic.{train,dev}.tsv, ner.{train,dev}.conll (and an unseen ner.test.conll),
+    sts.{train,dev}.tsv (scored pairs in STS-B's layout)."""
     path = tmp_path_factory.mktemp("tiny_data")
     rng = random.Random(7)
     _write_tsv(path / "sentiment.train.tsv", _sentiment_rows(48, rng))
@@ -79,6 +92,10 @@ def tiny_data(tmp_path_factory) -> Path:
     _write_conll(path / "ner.dev.conll", _ner_sentences(12, rng))
     _write_conll(path / "ner.test.conll", _ner_sentences(10, rng))
     _write_tsv(path / "sentiment.test.tsv", _sentiment_rows(10, rng))
+    for split, n in (("train", 40), ("dev", 16)):  # GLUE STS-B layout: no header, texts in columns 7 and 8
+        rows = _sts_rows(n, rng)
+        text = "".join(f"{i}\tg\tg\t2012\t{i}\tnone\tnone\t{a}\t{b}\t{y}\n" for i, (a, b, y) in enumerate(rows))
+        (path / f"sts.{split}.tsv").write_text(text, encoding="utf-8")
     return path
 
 
@@ -96,6 +113,9 @@ def _tsv_task(name: str) -> dict:
     }
 
 
+STS_COLUMNS = {"header": False, "quoted": False, "text_column": 7, "text_pair_column": 8, "label_column": 9}
+
+
 def base_config(backbone: Path, data_dir: Path, output: Path, tasks: tuple[str, ...] = ("sentiment", "topic", "ner")):
     """A complete, fast, deterministic (fp32) config dict; tests deep-copy and adjust it."""
     all_tasks = {
@@ -104,6 +124,10 @@ def base_config(backbone: Path, data_dir: Path, output: Path, tasks: tuple[str, 
         "ner": {
             "type": "token_classification",
             "data": {"format": "conll", "train": "ner.train.conll", "dev": "ner.dev.conll"},
+        },
+        "sts": {
+            "type": "sentence_similarity",
+            "data": {"format": "tsv", "train": "sts.train.tsv", "dev": "sts.dev.tsv", **STS_COLUMNS},
         },
     }
     return {

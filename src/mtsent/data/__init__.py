@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from mtsent.data.alignment import AlignmentStats, align_token_labels, encode_sentences, load_tokenizer
     from mtsent.data.config import DataConfig, SplitConfig, TaskDataSpec, read_task_specs, resolve_data_dir
     from mtsent.data.errors import DataError
-    from mtsent.data.examples import SentenceExample, TokenExample
+    from mtsent.data.examples import PairExample, SentenceExample, TokenExample
     from mtsent.data.readers import iob1_to_iob2, read_conll, read_hf_dataset, read_table
     from mtsent.data.sampling import MultiTaskSampler, steps_per_epoch
     from mtsent.data.splits import split_examples
@@ -26,6 +26,7 @@ __all__ = [
     "DataConfig",
     "DataError",
     "MultiTaskSampler",
+    "PairExample",
     "SentenceExample",
     "SplitConfig",
     "TaskDataSpec",
@@ -59,6 +60,7 @@ __getattr__, __dir__ = lazy_exports(
         "read_task_specs": "config",
         "resolve_data_dir": "config",
         "DataError": "errors",
+        "PairExample": "examples",
         "SentenceExample": "examples",
         "TokenExample": "examples",
         "iob1_to_iob2": "readers",

@@ -41,27 +41,28 @@ def _label_id(label2id: dict[str, int], label: str, source: str) -> int:
         ) from None
 
 
-def encode_sentences(
-    tokenizer: Any, examples: Sequence[SentenceExample], label2id: dict[str, int], max_length: int
-) -> list[dict[str, Any]]:
-    """Tokenise texts (truncated to ``max_length``, unpadded: padding happens per batch in the collator)."""
-    features: list[dict[str, Any]] = []
-    for start in range(0, len(examples), _ENCODE_CHUNK):
-        chunk = examples[start : start + _ENCODE_CHUNK]
+def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[dict[str, list[int]]]:
+    """`input_ids` and `attention_mask` per text (truncated to ``max_length``, unpadded: the collator pads)."""
+    features: list[dict[str, list[int]]] = []
+    for start in range(0, len(texts), _ENCODE_CHUNK):
         enc = tokenizer(
-            [e.text for e in chunk],
+            list(texts[start : start + _ENCODE_CHUNK]),
             truncation=True,
             max_length=max_length,
             return_token_type_ids=False,
         )
-        for i, e in enumerate(chunk):
-            features.append(
-                {
-                    "input_ids": enc["input_ids"][i],
-                    "attention_mask": enc["attention_mask"][i],
-                    "labels": _label_id(label2id, e.label, e.source),
-                }
-            )
+        pairs = zip(enc["input_ids"], enc["attention_mask"])
+        features.extend({"input_ids": ids, "attention_mask": mask} for ids, mask in pairs)
+    return features
+
+
+def encode_sentences(
+    tokenizer: Any, examples: Sequence[SentenceExample], label2id: dict[str, int], max_length: int
+) -> list[dict[str, Any]]:
+    """Tokenise labelled texts (see `encode_texts`) and add each one's label id."""
+    features = encode_texts(tokenizer, [e.text for e in examples], max_length)
+    for feature, e in zip(features, examples):
+        feature["labels"] = _label_id(label2id, e.label, e.source)
     return features
 
 

@@ -39,7 +39,9 @@ class DataConfig(BaseModel):
     For ``format: hf``, ``hf_name`` is a dataset name or a ``save_to_disk`` directory (relative to the
     data dir when it exists there) and ``train``/``dev``/``test`` are split *names*. Setting ``split``
     with only ``train`` splits that source three ways. ``max_examples`` caps every split (first N
-    after a seeded shuffle) for quick runs.
+    after a seeded shuffle) for quick runs. ``text_pair_column`` makes each row a pair of texts whose label
+    is a numeric score (a sentence-pair task, e.g. STS-B), in tsv, csv or jsonl. ``quoted: false`` reads
+    quote characters in tsv/csv as text (GLUE's TSV files, STS-B among them, are written that way).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -51,9 +53,11 @@ class DataConfig(BaseModel):
     path: str | None = None
     split: SplitConfig | None = None
     text_column: str | int | None = None
+    text_pair_column: str | int | None = None
     label_column: str | int | None = None
     tag_column: int = -1
     header: bool | None = None
+    quoted: bool = True
     label_map: dict[str, str] | None = None
     hf_name: str | None = None
     max_examples: int | None = Field(default=None, gt=0)
@@ -84,6 +88,13 @@ class DataConfig(BaseModel):
                 raise ValueError("'path' is split automatically; do not also give dev/test")
         if self.split is not None and (self.dev or self.test):
             raise ValueError("'split' applies to a single source; do not also give dev/test")
+        if not self.quoted and self.format not in ("tsv", "csv"):
+            raise ValueError(f"quoted applies to tsv and csv, not {self.format!r}")
+        if self.text_pair_column is not None:
+            if self.format not in ("tsv", "csv", "jsonl"):
+                raise ValueError(f"text_pair_column applies to tsv, csv and jsonl, not {self.format!r}")
+            if self.label_map is not None:
+                raise ValueError("label_map does not apply to text pairs: their label is a numeric score")
         if self.format == "conll":
             for name in ("text_column", "label_column", "header", "label_map"):
                 if getattr(self, name) is not None:

@@ -16,6 +16,16 @@ class SentenceExample:
 
 
 @dataclass(frozen=True)
+class PairExample:
+    """Two texts with a gold similarity score (a number on the data set's own scale, e.g. STS-B's 0-5)."""
+
+    text: str
+    text_pair: str
+    score: float
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class TokenExample:
     """One pre-tokenised sentence with one tag per token.
 

@@ -15,7 +15,7 @@ from mtsent.config import registered_task_types
 from mtsent.data.alignment import load_tokenizer
 from mtsent.data.config import DataConfig, read_task_specs
 from mtsent.data.errors import DataError
-from mtsent.data.examples import SentenceExample, TokenExample
+from mtsent.data.examples import PairExample, SentenceExample, TokenExample
 from mtsent.data.readers import table_format_from_suffix
 from mtsent.data.tasks import TaskSplits, load_task_data
 from mtsent.spans import parse_tag
@@ -52,9 +52,11 @@ def subword_lengths(tokenizer: Any, examples: Sequence[SentenceExample | TokenEx
 
 
 def _label_counts(examples: Sequence[SentenceExample | TokenExample]) -> dict[str, int]:
-    """Sentence examples: examples per label. Token examples: entity mentions per type (``B-`` tags)."""
+    """Sentence examples: examples per label. Token examples: entity mentions per type (``B-`` tags). Pairs: none."""
     counts: Counter[str] = Counter()
     for e in examples:
+        if isinstance(e, PairExample):
+            continue  # a pair's label is a score, not a class
         if isinstance(e, TokenExample):
             counts.update(kind for prefix, kind in map(parse_tag, e.tags) if prefix == "B")
         else:

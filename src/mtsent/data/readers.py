@@ -3,6 +3,9 @@
 Every reader fails with a :class:`DataError` that names the file, the line and what was expected, and
 never drops input silently: rows it skips on purpose (blank text, ``-DOCSTART-`` lines, blank lines)
 are counted in the optional ``skipped`` counter so that callers can report them.
+
+Tables hold one text per row, or (with ``text_pair_column``) two texts and a numeric score per row, which
+become :class:`PairExample` records.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mtsent.data.errors import DataError
-from mtsent.data.examples import SentenceExample, TokenExample
+from mtsent.data.examples import PairExample, SentenceExample, TokenExample
 from mtsent.spans import is_bio_tag, parse_tag
 
 logger = logging.getLogger(__name__)
@@ -183,9 +186,11 @@ def _column_index(path: Path, column: str | int, header: list[str] | None, role:
     return header.index(column)
 
 
-def _rows(path: Path, text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield (first line number, fields); fields may be quoted CSV-style (AG News uses ``""``)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+def _rows(path: Path, text: str, delimiter: str, quoted: bool = True) -> Iterator[tuple[int, list[str]]]:
+    """Yield (first line number, fields); fields may be quoted CSV-style (AG News uses ``""``) unless not `quoted`
+    (GLUE's TSV files hold quotes as text: STS-B has sentences that start with one)."""
+    quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     line = 1
     try:
         for row in reader:
@@ -203,6 +208,22 @@ def _apply_label_map(path: Path, line: int, label: str, label_map: dict[str, str
     return label_map[label]
 
 
+def _example(
+    path: Path, line: int, texts: list[str], label: str, label_map: dict[str, str] | None
+) -> SentenceExample | PairExample:
+    """A labelled text, or (two texts) a pair whose label is its numeric score."""
+    source = f"{path}:{line}"
+    if len(texts) == 1:
+        return SentenceExample(texts[0], _apply_label_map(path, line, label, label_map), source)
+    try:
+        score = float(label)
+    except ValueError:
+        raise DataError(f"{path}:{line}: expected a numeric similarity score, found {label!r}") from None
+    if score != score or score in (float("inf"), float("-inf")):
+        raise DataError(f"{path}:{line}: expected a finite similarity score, found {label!r}")
+    return PairExample(texts[0], texts[1], score, source)
+
+
 def read_table(
     path: str | Path,
     text_column: str | int,
@@ -211,32 +232,35 @@ def read_table(
     header: bool | None = None,
     label_map: dict[str, str] | None = None,
     *,
+    text_pair_column: str | int | None = None,
+    quoted: bool = True,
     skipped: Counter[str] | None = None,
-) -> list[SentenceExample]:
-    """Read text/label pairs from a TSV, CSV or JSONL file.
+) -> list[SentenceExample] | list[PairExample]:
+    """Read text/label pairs (or, with ``text_pair_column``, text/text/score triples) from TSV, CSV or JSONL.
 
     ``format=None`` infers it from the suffix. For TSV/CSV, ``header=None`` means: a header row is
-    expected exactly when both columns are given by name (strings), none when they are integer indices.
-    Fields may be quoted CSV-style in both TSV and CSV. JSONL lines are objects and columns are keys.
-    Every row must have as many fields as the first one; blank lines and rows with blank text are
+    expected exactly when every column is given by name (strings), none when they are integer indices.
+    Fields may be quoted CSV-style in both TSV and CSV (``quoted=False`` reads quote characters as text).
+    JSONL lines are objects and columns are keys.
+    Every row must have as many fields as the first one; blank lines and rows with a blank text are
     skipped and counted; a blank label is an error. ``label_map`` maps raw labels to names (YAML may
-    turn ``0`` into an int, so keys and labels are compared as strings).
+    turn ``0`` into an int, so keys and labels are compared as strings). A pair's label must be a number.
     """
     path = Path(path)
     fmt = format or table_format_from_suffix(path)
     text = read_text(path)
     label_map = {str(k): str(v) for k, v in label_map.items()} if label_map is not None else None
+    if text_pair_column is not None and label_map is not None:
+        raise DataError(f"{path}: label_map does not apply to text pairs (their label is a numeric score)")
+    text_columns = [text_column] if text_pair_column is None else [text_column, text_pair_column]
     if fmt == "jsonl":
-        return _read_jsonl(path, text, text_column, label_column, label_map, skipped)
+        return _read_jsonl(path, text, text_columns, label_column, label_map, skipped)
     if fmt not in ("tsv", "csv"):
         raise DataError(f"{path}: unknown table format {fmt!r}; expected 'tsv', 'csv' or 'jsonl'")
     if header is None:
-        header = (
-            isinstance(text_column, str)
-            and isinstance(label_column, str)
-            and not (text_column.isdigit() and label_column.isdigit())
-        )
-    rows = _rows(path, text, "\t" if fmt == "tsv" else ",")
+        columns = [*text_columns, label_column]
+        header = all(isinstance(c, str) for c in columns) and not all(str(c).isdigit() for c in columns)
+    rows = _rows(path, text, "\t" if fmt == "tsv" else ",", quoted)
     names: list[str] | None = None
     width: int | None = None
     if header:
@@ -245,21 +269,22 @@ def read_table(
                 names = [name.strip() for name in first]
                 width = len(names)
                 break
-    ti: int | None = None
+    text_indices: list[int] = []
     li = -1
-    examples: list[SentenceExample] = []
+    examples: list = []
     for line, row in rows:
         if not row or (len(row) == 1 and not row[0].strip()):
             _count(skipped, "blank_lines")
             continue
         if width is None:
             width = len(row)
-        if ti is None:
-            ti = _column_index(path, text_column, names, "text")
+        if not text_indices:
+            roles = ("text", "text pair")
+            text_indices = [_column_index(path, c, names, role) for c, role in zip(text_columns, roles)]
             li = _column_index(path, label_column, names, "label")
-            if max(ti, li) >= width:
+            if max(*text_indices, li) >= width:
                 raise DataError(
-                    f"{path}:{line}: column index {max(ti, li)} does not exist; rows have {width} "
+                    f"{path}:{line}: column index {max(*text_indices, li)} does not exist; rows have {width} "
                     f"columns (0..{width - 1})"
                 )
         if len(row) != width:
@@ -267,14 +292,13 @@ def read_table(
                 f"{path}:{line}: expected {width} {fmt.upper()} columns, found {len(row)}: "
                 f"{(chr(9) if fmt == 'tsv' else ',').join(row)[:200]!r}"
             )
-        sentence, label = row[ti].strip(), row[li].strip()
-        if not sentence:
+        texts, label = [row[i].strip() for i in text_indices], row[li].strip()
+        if not all(texts):
             _count(skipped, "blank_text")
             continue
         if not label:
             raise DataError(f"{path}:{line}: empty label in column {label_column!r}; expected a label")
-        label = _apply_label_map(path, line, label, label_map)
-        examples.append(SentenceExample(sentence, label, f"{path}:{line}"))
+        examples.append(_example(path, line, texts, label, label_map))
     if not examples:
         raise DataError(f"{path}: no data rows found; expected at least one text/label row")
     return examples
@@ -283,12 +307,12 @@ def read_table(
 def _read_jsonl(
     path: Path,
     text: str,
-    text_key: str | int,
+    text_keys: list[str | int],
     label_key: str | int,
     label_map: dict[str, str] | None,
     skipped: Counter[str] | None,
-) -> list[SentenceExample]:
-    examples: list[SentenceExample] = []
+) -> list:
+    examples: list = []
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             _count(skipped, "blank_lines")
@@ -301,19 +325,20 @@ def _read_jsonl(
             ) from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{line}: expected a JSON object, found {type(obj).__name__}")
-        for key, role in ((text_key, "text"), (label_key, "label")):
+        roles = [*zip(text_keys, ("text", "text pair")), (label_key, "label")]
+        for key, role in roles:
             if str(key) not in obj:
                 raise DataError(f"{path}:{line}: {role} field {str(key)!r} missing; available fields: {sorted(obj)}")
-        sentence, label = obj[str(text_key)], obj[str(label_key)]
-        if sentence is None or (isinstance(sentence, str) and not sentence.strip()):
+        texts, label = [obj[str(key)] for key in text_keys], obj[str(label_key)]
+        if any(t is None or (isinstance(t, str) and not t.strip()) for t in texts):
             _count(skipped, "blank_text")
             continue
-        if not isinstance(sentence, str):
-            raise DataError(f"{path}:{line}: text field {text_key!r} must be a string, found {type(sentence).__name__}")
+        for key, value in zip(text_keys, texts):
+            if not isinstance(value, str):
+                raise DataError(f"{path}:{line}: text field {key!r} must be a string, found {type(value).__name__}")
         if label is None or isinstance(label, (dict, list)) or str(label).strip() == "":
             raise DataError(f"{path}:{line}: label field {label_key!r} must be a non-empty scalar, found {label!r}")
-        label = _apply_label_map(path, line, str(label).strip(), label_map)
-        examples.append(SentenceExample(sentence.strip(), label, f"{path}:{line}"))
+        examples.append(_example(path, line, [t.strip() for t in texts], str(label).strip(), label_map))
     if not examples:
         raise DataError(f"{path}: no data rows found; expected at least one JSON object per line")
     return examples

@@ -15,11 +15,11 @@ from typing import Any
 from mtsent.config import task_type_class
 from mtsent.data.config import DataConfig, resolve_data_dir
 from mtsent.data.errors import DataError
-from mtsent.data.examples import SentenceExample, TokenExample
+from mtsent.data.examples import PairExample, SentenceExample, TokenExample
 from mtsent.data.readers import read_conll, read_hf_dataset, read_table
 from mtsent.data.splits import SPLIT_NAMES, split_examples
 
-Example = SentenceExample | TokenExample
+Example = SentenceExample | TokenExample | PairExample
 
 
 @dataclass
@@ -93,6 +93,8 @@ class _Reader:
                 c.format,
                 c.header,
                 c.label_map,
+                text_pair_column=c.text_pair_column,
+                quoted=c.quoted,
                 skipped=skipped,
             )
         )
@@ -120,6 +122,9 @@ def load_task_data(task_name: str, task_type: str, config: DataConfig, data_dir:
             f"task {task_name!r}: type {task_type!r} does not fit format {config.format!r} "
             f"({task_type} reads {', '.join(kind.formats)})"
         )
+    if (config.text_pair_column is not None) != (kind.texts_per_example == 2):
+        need = "needs text_pair_column (two texts per row)" if kind.texts_per_example == 2 else "reads one text per row"
+        raise DataError(f"task {task_name!r}: type {task_type!r} {need}; check text_pair_column in its data config")
     reader = _Reader(config, Path(data_dir) if data_dir is not None else None)
     counters: dict[str, Counter[str]] = {}
     parts: dict[str, list[Example]] = {}

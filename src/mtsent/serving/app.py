@@ -535,6 +535,9 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
         names = model.check_tasks(body.tasks)
         if not names:
             raise HTTPException(422, "this model has no task heads; use /v1/encode for embeddings")
+        pairs = [n for n in names if model.task_types[n].texts_per_example != 1]
+        if pairs:
+            raise HTTPException(422, f"tasks {pairs} answer pairs of texts, not single texts: use /v1/similarity")
         answers, _ = await compute(request, ("predict", tuple(names)), body.sentences)
         return PredictResponse(
             predictions=[{n: p.to_dict() for n, p in answer.items()} for answer in answers]  # type: ignore[attr-defined]

@@ -5,12 +5,14 @@ Importing this package registers the built-in types; a new type is a new module 
 
 from mtsent.tasks.base import LongTexts, TaskType, WindowOutput, get_task_type, register_task_type
 from mtsent.tasks.sentence_classification import SentenceClassification, SentencePrediction
+from mtsent.tasks.sentence_similarity import SentenceSimilarity
 from mtsent.tasks.token_classification import TokenClassification, TokenPrediction, bio_label_list
 
 __all__ = [
     "LongTexts",
     "SentenceClassification",
     "SentencePrediction",
+    "SentenceSimilarity",
     "TaskType",
     "TokenClassification",
     "TokenPrediction",

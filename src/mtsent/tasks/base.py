@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import Tensor, nn
 
 from mtsent.batching import DataCollator, Window
@@ -24,7 +25,13 @@ from mtsent.config import HeadConfig, register_task_type, task_type_class
 from mtsent.encoder import EncoderOutput, LongTexts
 from mtsent.spans import Word
 
-__all__ = ["LongTexts", "TaskType", "WindowOutput", "get_task_type", "register_task_type"]
+__all__ = ["LongTexts", "NoOptions", "TaskType", "WindowOutput", "get_task_type", "register_task_type"]
+
+
+class NoOptions(BaseModel):
+    """The options of a type that has none: any key in a head's `options` is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass
@@ -57,15 +64,31 @@ class TaskType(ABC):
     """The metric that stands for the task in the monitored mean and in summaries."""
     reads_all_windows: ClassVar[bool]
     """False when an answer reads only a long text's first window unless asked for `long_texts="mean"`."""
+    texts_per_example: ClassVar[int] = 1
+    """Texts in one example: 1, or 2 for a pair type (its data has `text_pair_column`; `predict`, which answers
+    single texts, leaves it out). A batch of n examples holds `texts_per_example * n` encoder rows: row
+    `k * n + i` is text k of example i (so a pair batch is every first text, then every second text)."""
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+    """The pydantic model of `HeadConfig.options`: what a type lets a config choose (its loss, say)."""
 
     def __init__(self, config: HeadConfig) -> None:
         self.config = config
+        self.options = self.read_options(config.options)
 
     @property
     def labels(self) -> list[str]:
         return self.config.labels
 
     # ---------------------------------------------------------------- config and data (no head needed)
+    @classmethod
+    def read_options(cls, options: dict[str, Any]) -> Any:
+        """A head's `options` validated by `options_model`; a bad one is a ValueError naming each field."""
+        try:
+            return cls.options_model.model_validate(options)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in err.errors())
+            raise ValueError(f"{cls.name} head options: {problems}") from None
+
     @classmethod  # noqa: B027 (an optional hook: a type that accepts any head config keeps it empty)
     def check_config(cls, config: HeadConfig) -> None:
         """Raise ValueError when a head config does not fit this type (called by HeadConfig's validation)."""
@@ -97,9 +120,8 @@ class TaskType(ABC):
     def logits(self, head: nn.Module, encoded: EncoderOutput) -> Tensor:
         """The head's output for a batch: `head(head_input(encoded))`.
 
-        A type whose rows are not independent overrides this; a sentence-pair type, for instance, puts its
-        first texts in the first half of the batch and the second texts in the second half, and returns the
-        cosine between the halves' sentence embeddings.
+        A type whose rows are not independent overrides this; the sentence-pair type, for instance, returns the
+        cosine between the sentence embeddings of the batch's first and second halves (see `texts_per_example`).
         """
         return head(self.head_input(encoded))
 
@@ -120,7 +142,8 @@ class TaskType(ABC):
     def collator(self, tokenizer: Any) -> Callable[[Sequence[dict[str, Any]]], dict[str, Tensor]]:
         """What turns a list of this type's features into a batch: right padding (`DataCollator`) by default.
 
-        A type whose feature holds more than one text (a sentence pair) returns a collator that stacks them.
+        A type whose feature holds more than one text (a sentence pair) returns a collator that stacks them in
+        the row order `texts_per_example` describes.
         """
         return DataCollator(tokenizer)
 

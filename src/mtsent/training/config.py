@@ -1,8 +1,8 @@
 """The training config: one declarative file (YAML) that drives a whole run, validated by pydantic.
 
 Sections: `model` (the encoder), `tasks` (per task: type, data, head, loss weight, class weights),
-`training`, `optim`, `sampling`, `freezing`, `evaluation`, `output`. Unknown keys are errors everywhere, and
-any value can be overridden from the command line with `--set section.key=value`.
+`training`, `optim`, `sampling`, `freezing`, `distillation`, `evaluation`, `output`. Unknown keys are errors
+everywhere, and any value can be overridden from the command line with `--set section.key=value`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from mtsent.data.weights import WeightMode
 from mtsent.inputs import decode_utf8
 
 __all__ = [
+    "DistillationConfig",
     "EvaluationConfig",
     "FreezingConfig",
     "OptimConfig",
@@ -51,6 +52,11 @@ class TaskTrainConfig(_Strict):
     def _registered_type(cls, value: str) -> str:
         task_type_class(value)
         return value
+
+    @model_validator(mode="after")
+    def _head_options_fit_the_type(self) -> TaskTrainConfig:
+        task_type_class(self.type).read_options(self.head.options)
+        return self
 
 
 class TrainingConfig(_Strict):
@@ -95,12 +101,34 @@ class FreezingConfig(_Strict):
     unfreeze_every: int = Field(100, ge=1)
 
 
+class DistillationConfig(_Strict):
+    """Keep the student's sentence embedding near the starting encoder's (the teacher, frozen) on training texts.
+
+    Each batch adds `embedding_weight` x (1 - cosine) (`loss: cosine`) or x the mean squared error (`loss: mse`)
+    between the student's sentence embedding and the teacher's of the same inputs. The teacher's embeddings are
+    computed once per training text before the first step and cached (see docs/training.md).
+    """
+
+    embedding_weight: float = Field(0.0, ge=0, description="0 = off")
+    loss: Literal["cosine", "mse"] = "cosine"
+
+
 class EvaluationConfig(_Strict):
     every_steps: int | None = Field(None, ge=1, description="None = once per epoch")
     batch_size: int = Field(128, ge=1)
     monitor: str = Field("mean", description="'mean' of the tasks' main metrics, or 'task/metric'")
     patience: int | None = Field(None, ge=1, description="evaluations without improvement before stopping")
     min_delta: float = Field(0.0, ge=0)
+    embedding_quality: DataConfig | None = Field(
+        None, description="a file of scored text pairs (text_pair_column): STS Spearman of the embeddings, each eval"
+    )
+
+    @field_validator("embedding_quality")
+    @classmethod
+    def _one_pair_file(cls, data: DataConfig | None) -> DataConfig | None:
+        if data is not None and (data.text_pair_column is None or data.dev or data.test or data.split):
+            raise ValueError("embedding_quality reads one file of text pairs: give path and text_pair_column only")
+        return data
 
 
 class OutputConfig(_Strict):
@@ -120,6 +148,7 @@ class TrainConfig(_Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     freezing: FreezingConfig = Field(default_factory=FreezingConfig)
+    distillation: DistillationConfig = Field(default_factory=DistillationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 

@@ -63,7 +63,9 @@ def evaluate_file(
     format: str | None = None,
     text_column: str | int | None = None,
     label_column: str | int | None = None,
+    text_pair_column: str | int | None = None,
     header: bool | None = None,
+    quoted: bool = True,
     tag_column: int = -1,
     label_map: dict[str, str] | None = None,
     batch_size: int = 128,
@@ -81,10 +83,23 @@ def evaluate_file(
         )
     if fmt != "conll" and (text_column is None or label_column is None):
         raise ValueError(f"a {fmt} file needs --text-column and --label-column")
-    options = {"text_column": text_column, "label_column": label_column, "header": header, "label_map": label_map}
+    if (text_pair_column is not None) != (task_type.texts_per_example == 2):
+        need = "needs --text-pair-column" if task_type.texts_per_example == 2 else "reads one text per row"
+        raise ValueError(f"task {task!r} ({head.type}) {need}")
+    options = {
+        "text_column": text_column,
+        "text_pair_column": text_pair_column,
+        "label_column": label_column,
+        "header": header,
+        "label_map": label_map,
+    }
     try:
         config = DataConfig(
-            format=fmt, train=str(path), tag_column=tag_column, **{k: v for k, v in options.items() if v is not None}
+            format=fmt,
+            train=str(path),
+            tag_column=tag_column,
+            quoted=quoted,
+            **{k: v for k, v in options.items() if v is not None},
         )
     except ValidationError as exc:
         raise ValueError(

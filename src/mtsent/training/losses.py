@@ -2,7 +2,8 @@
 
 Static weighting multiplies each task's loss by its configured weight. Uncertainty weighting (Kendall, Gal
 and Cipolla, 2018) learns one log-variance s_t per task and minimises exp(-s_t) * L_t + s_t / 2, so noisy or
-hard tasks are down-weighted automatically; the s_t train with the heads' learning rate.
+hard tasks are down-weighted automatically; the s_t train with the heads' learning rate. Embedding distillation
+(`mtsent.training.distillation`) adds its own weighted term to every batch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from torch import Tensor, nn
 
 from mtsent.model import MultiTaskModel
 from mtsent.precision import precision_context
+from mtsent.training.distillation import EmbeddingDistillation
 
 __all__ = ["TrainingObjective", "UncertaintyWeighting"]
 
@@ -46,15 +48,21 @@ class TrainingObjective(nn.Module):
         loss_weights: dict[str, float],
         class_weights: dict[str, Tensor | None],
         weighting: UncertaintyWeighting | None = None,
+        distillation: EmbeddingDistillation | None = None,
     ) -> None:
         super().__init__()
-        self.model, self.weighting = model, weighting
+        self.model, self.weighting, self.distillation = model, weighting, distillation
         self.precision, self.loss_weights, self.class_weights = precision, loss_weights, class_weights
 
-    def forward(self, batch: dict[str, Tensor], task: str) -> tuple[Tensor, Tensor]:
-        """(the task's loss, the loss to back-propagate); the forward pass runs under the training precision."""
+    def forward(self, batch: dict[str, Tensor], task: str) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(the task's loss, the loss to back-propagate, the distillation loss or None); the forward pass runs
+        under the training precision. With distillation, `batch["teacher_embeddings"]` holds the teacher's rows."""
         with precision_context(self.model.device, self.precision):
             out = self.model(batch["input_ids"], batch["attention_mask"], tasks=[task])
         loss = self.model.task_types[task].loss(out.logits[task], batch["labels"], self.class_weights[task])
         weighted = self.weighting(task, loss) if self.weighting is not None else loss * self.loss_weights[task]
-        return loss, weighted
+        distilled = None
+        if self.distillation is not None:
+            distilled = self.distillation.loss(out.sentence_embedding, batch["teacher_embeddings"])
+            weighted = weighted + self.distillation.config.embedding_weight * distilled
+        return loss, weighted, distilled

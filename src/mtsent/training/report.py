@@ -8,6 +8,8 @@ from pathlib import Path
 
 from rich.table import Table
 
+from mtsent.training.embedding_quality import METRIC, SECTION
+
 __all__ = ["MetricsLog", "eval_table", "plot_run"]
 
 _CSV_FIELDS = ["step", "epoch", "kind", "task", "metric", "value"]
@@ -68,7 +70,8 @@ def eval_table(step: int, results: dict[str, dict], best: dict[str, float], moni
 
 
 def plot_run(run_dir: Path, records: list[dict], final: dict[str, dict]) -> list[Path]:
-    """Training loss per task, dev metrics over time, confusion matrices and per-entity-type F1 (PNG files)."""
+    """Training loss per task, dev metrics over time, embedding quality over time (when measured), confusion
+    matrices and per-entity-type F1 (PNG files)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,15 +95,21 @@ def plot_run(run_dir: Path, records: list[dict], final: dict[str, dict]) -> list
         ax.set(xlabel="step", ylabel="training loss", title="training loss per task")
         ax.legend()
         save(fig, "plot_train_loss.png")
-    evals = [r for r in records if r["kind"] == "eval"]
+    evals = [r for r in records if r["kind"] == "eval" and r["task"] != SECTION]
     if evals:
         fig, ax = plt.subplots(figsize=(7, 4))
         for task in sorted({r["task"] for r in evals}):
             pts = [(r["step"], r["main"]) for r in evals if r["task"] == task]
             ax.plot(*zip(*pts), marker="o", label=task)
-        ax.set(xlabel="step", ylabel="dev main metric", title="dev metrics (accuracy / entity F1)")
+        ax.set(xlabel="step", ylabel="dev main metric", title="dev metrics (accuracy / entity F1 / Spearman)")
         ax.legend()
         save(fig, "plot_dev_metrics.png")
+    quality = [(r["step"], r[METRIC]) for r in records if r["kind"] == "eval" and r["task"] == SECTION]
+    if quality:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(*zip(*quality), marker="o", color="tab:purple")
+        ax.set(xlabel="step", ylabel="Spearman x100", title="embedding quality (STS Spearman, sentence embeddings)")
+        save(fig, "plot_embedding_quality.png")
     for task, m in final.items():
         if "confusion_matrix" in m:
             labels = m["labels"]

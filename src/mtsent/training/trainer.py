@@ -38,6 +38,8 @@ from mtsent.data import (
 from mtsent.model import MultiTaskModel
 from mtsent.precision import drop_inference_copies
 from mtsent.training.config import TrainConfig, load_config
+from mtsent.training.distillation import EmbeddingDistillation
+from mtsent.training.embedding_quality import METRIC, SECTION, EmbeddingQuality
 from mtsent.training.evaluation import evaluate_task, tokenize_task
 from mtsent.training.freezing import count_parameters, set_trainable
 from mtsent.training.losses import TrainingObjective, UncertaintyWeighting
@@ -124,6 +126,10 @@ class TrainState:
     stopped_early: bool = False
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    embedding_quality: dict[str, float] = field(default_factory=dict)
+    """The latest evaluation's embedding quality (`evaluation.embedding_quality`), with its step."""
+    best_embedding_quality: dict[str, float] = field(default_factory=dict)
+    """The embedding quality of the best checkpoint."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -190,7 +196,7 @@ class Trainer:
             # train: one optimizer step at a time, a log line every `log_every` steps, an evaluation and a
             # checkpoint every `eval_every` steps and at the end
             log_every = self.config.training.log_every
-            losses: dict[str, list[float]] = {n: [] for n in self.tasks}
+            losses: dict[str, list[float]] = {n: [] for n in self.loss_names}
             window_examples, window_start = state.examples, time.perf_counter()
             with self._progress() as progress:
                 bar = progress.add_task("training", total=self.total_steps, completed=state.step, info="")
@@ -201,7 +207,7 @@ class Trainer:
                         rate = (state.examples - window_examples) / max(time.perf_counter() - window_start, 1e-9)
                         window_examples, window_start = state.examples, time.perf_counter()
                         progress.update(bar, info=self.log_train(state.step, losses, rate))
-                        losses = {n: [] for n in self.tasks}
+                        losses = {n: [] for n in self.loss_names}
                     progress.update(bar, completed=state.step)
                     if state.step % self.eval_every == 0 or state.step == self.total_steps:
                         self.evaluate_and_checkpoint(state)
@@ -211,7 +217,7 @@ class Trainer:
 
     def train_step(self, state: TrainState) -> list[tuple[str, float]]:
         """One optimizer step over `gradient_accumulation_steps` batches, each of the task the sampler draws;
-        returns (task, loss) of each batch."""
+        returns (task, loss) of each batch, and ("distillation", loss) of each with embedding distillation."""
         cfg, accum = self.config, self.config.training.gradient_accumulation_steps
         started = time.perf_counter()
         # progressive unfreezing: the layers this step trains
@@ -227,9 +233,11 @@ class Trainer:
             name = self.sampler.sample(state.step * accum + micro)
             indices = self.streams[name].next()
             batch = self.collators[name]([self.tasks[name].train_features[i] for i in indices])
+            if self.distillation is not None:
+                batch["teacher_embeddings"] = self.distillation.targets(name, indices)
             batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
             with self.accelerator.accumulate(self.objective):
-                loss, weighted = self.objective(batch, name)
+                loss, weighted, distilled = self.objective(batch, name)
                 if weighted.requires_grad:
                     self.accelerator.backward(weighted)
                 if self.accelerator.sync_gradients and cfg.optim.max_grad_norm:
@@ -239,6 +247,8 @@ class Trainer:
                 self.optimizer.step()
                 self.optimizer.zero_grad()
             losses.append((name, float(loss.detach())))
+            if distilled is not None:
+                losses.append(("distillation", float(distilled.detach())))
             state.examples += len(indices) * self.accelerator.num_processes
         # the learning-rate schedule counts optimizer steps
         self.scheduler.step()
@@ -252,8 +262,9 @@ class Trainer:
         self.save_last(state)
 
     def evaluate(self, state: TrainState) -> None:
-        """Score every task on its dev split; save `best` when the monitored value improves by more than
-        `min_delta`; stop early after `patience` evaluations without improvement."""
+        """Score every task on its dev split (and the embeddings, with `evaluation.embedding_quality`); save `best`
+        when the monitored value improves by more than `min_delta`; stop early after `patience` evaluations
+        without improvement."""
         cfg = self.config
         # dev metrics of every task that has a dev split
         started = time.perf_counter()
@@ -265,6 +276,10 @@ class Trainer:
             for n, t in self.tasks.items()
             if t.dev_features
         }
+        # the shared encoder's sentence embeddings (main process: it is logged, not monitored)
+        if self.embedding_quality is not None and self.accelerator.is_main_process:
+            state.embedding_quality = {"step": state.step, **self.embedding_quality.evaluate(self.model.encoder)}
+            self._log_embedding_quality(state)
         state.eval_seconds += time.perf_counter() - started
         if not results:
             return
@@ -273,6 +288,7 @@ class Trainer:
         improved = state.best is None or monitor > state.best + cfg.evaluation.min_delta
         if improved:
             state.best, state.best_step, state.best_results, state.bad_evals = monitor, state.step, results, 0
+            state.best_embedding_quality = state.embedding_quality
         else:
             state.bad_evals += 1
         # the main process logs, prints the table and writes the best checkpoint
@@ -284,7 +300,10 @@ class Trainer:
             best_main = {n: m["main"] for n, m in state.best_results.items()}
             self.out.print(eval_table(state.step, results, best_main, monitor))
             if improved and cfg.output.save_best:
-                best_json = json.dumps({"step": state.step, "monitor": monitor, "metrics": results}, indent=2)
+                best = {"step": state.step, "monitor": monitor, "metrics": results}
+                if state.embedding_quality:
+                    best[SECTION] = state.embedding_quality
+                best_json = json.dumps(best, indent=2)
                 self.model.save_pretrained(
                     self.run_dir / "best",
                     write_extra=lambda d: (d / "metrics.json").write_text(best_json, encoding="utf-8"),
@@ -307,6 +326,16 @@ class Trainer:
             write_extra=lambda d: save_training_state(d, self.optimizer, self.scheduler, trainer_state, extra),
         )
 
+    def _log_embedding_quality(self, state: TrainState) -> None:
+        """One metrics row per value (task `embedding`: `embedding/sts_spearman` in metrics.csv) and one line out."""
+        quality = state.embedding_quality
+        epoch = round(state.step * self.config.training.gradient_accumulation_steps / self.micro_per_epoch, 4)
+        self.log.log({"step": state.step, "epoch": epoch, "kind": "eval", "task": SECTION, **quality})
+        self.out.print(
+            f"embedding quality at step {state.step}: {METRIC} {quality[METRIC]:.2f} "
+            f"({quality['pairs']} pairs of {self.embedding_quality.source}, fp32, Spearman x100)"
+        )
+
     def log_train(self, step: int, losses: dict[str, list[float]], rate: float) -> str:
         """Log each task's mean loss since the last log line; returns the progress bar's summary of it."""
         means = {n: sum(v) / len(v) for n, v in losses.items() if v}
@@ -317,7 +346,7 @@ class Trainer:
             for n, value in means.items():
                 record = {"step": step, "epoch": epoch, "kind": "train", "task": n, "loss": value}
                 record |= {"batches": len(losses[n]), "lr": lr, "examples_per_s": rate}
-                self.log.log(record | ({"loss_weight": task_weights[n]} if task_weights else {}))
+                self.log.log(record | ({"loss_weight": task_weights[n]} if n in task_weights else {}))
         return " | ".join(f"{n} {v:.3f}" for n, v in means.items()) + f" | {rate:.0f} ex/s"
 
     # ------------------------------------------------------------------ setup
@@ -343,10 +372,15 @@ class Trainer:
         self.out = self.console if accelerator.is_main_process else Console(quiet=True)
         _seed_everything(tc.seed)
 
-        # data, model and tokenised features
+        # data, model and tokenised features; the embedding-quality pairs; the distillation teacher's embeddings
         self.tasks = tasks = self._load_tasks()
         self.model = model = self._build_model(tasks, accelerator.device)
         self._prepare_features(model, tasks)
+        self.collators = {n: model.task_types[n].collator(model.encoder.tokenizer) for n in tasks}
+        quality = cfg.evaluation.embedding_quality
+        self.embedding_quality = EmbeddingQuality.from_config(quality, self._data_dir()) if quality else None
+        self.distillation = self._distillation(tasks, accelerator.device)
+        self.loss_names = [*tasks, "distillation"] if self.distillation is not None else list(tasks)
         self.setup_seconds = time.perf_counter() - started
 
         # the schedule: number of steps, evaluation interval, and which tasks the sampler draws
@@ -409,12 +443,12 @@ class Trainer:
             {n: t.loss_weight for n, t in cfg.tasks.items()},
             {n: t.class_weights for n, t in tasks.items()},
             self.weighting,
+            self.distillation,
         )
         if cfg.freezing.strategy == "all":
             self.objective = objective
         else:
             self.objective, self.optimizer = accelerator.prepare(objective, self.optimizer)
-        self.collators = {n: model.task_types[n].collator(model.encoder.tokenizer) for n in tasks}
 
         self.out.print(
             f"[bold]{cfg.name}[/]: {len(tasks)} tasks {task_sizes}, {self.total_steps} steps "
@@ -495,18 +529,13 @@ class Trainer:
             tasks[name] = _Task(name, t.type, splits)
         return tasks
 
-    def _build_model(self, tasks: dict[str, _Task], device: torch.device) -> MultiTaskModel:
+    def _build_model(self, tasks: dict[str, _Task], device: torch.device, resume: bool | None = None) -> MultiTaskModel:
+        """The model to train: `last` of the run (resume), else a new one from the config or from `init_from`."""
         heads = [
-            HeadConfig(
-                name=name,
-                type=t.type,
-                labels=tasks[name].splits.labels,
-                hidden_dim=t.head.hidden_dim,
-                dropout=t.head.dropout,
-            )
+            HeadConfig(name=name, type=t.type, labels=tasks[name].splits.labels, **t.head.model_dump())
             for name, t in self.config.tasks.items()
         ]
-        if self.resume:
+        if self.resume if resume is None else resume:
             return MultiTaskModel.from_pretrained(self.run_dir / "last", device=device)
         if self.config.init_from is None:
             return MultiTaskModel.from_config(ModelConfig(encoder=self.config.model, tasks=heads), device=device)
@@ -520,6 +549,34 @@ class Trainer:
                     f" but the data has {head.labels}"
                 )
         return model
+
+    def _distillation(self, tasks: dict[str, _Task], device: torch.device) -> EmbeddingDistillation | None:
+        """The teacher's embeddings of every training feature, or None when `distillation.embedding_weight` is 0.
+
+        The teacher is the encoder training starts from: the model's own before its first step; on resume, the
+        model a fresh run builds (same seed, so the same initial pooling and projection), used once and dropped.
+        """
+        config = self.config.distillation
+        if config.embedding_weight == 0:
+            return None
+        if self.resume:
+            _seed_everything(self.config.training.seed)  # the generators are restored from `last` afterwards
+            teacher = self._build_model(tasks, device, resume=False).encoder
+        else:
+            teacher = self.model.encoder
+        features = {
+            n: (self.model.task_types[n].texts_per_example, t.train_features, self.collators[n])
+            for n, t in tasks.items()
+        }
+        precision = self.config.training.precision
+        distillation = EmbeddingDistillation.from_teacher(
+            config, teacher, features, precision, self.config.evaluation.batch_size
+        )
+        self.out.print(
+            f"distillation: teacher embeddings of {sum(len(t.train_features) for t in tasks.values())} "
+            f"training examples cached; weight {config.embedding_weight}, loss {config.loss}"
+        )
+        return distillation
 
     def _trained_tasks(self, model: MultiTaskModel, tasks: dict) -> list[str]:
         """Tasks whose steps train something: with the encoder frozen, a task with a frozen head is only evaluated.
@@ -560,6 +617,17 @@ class Trainer:
             numeric = sorted(k for k, v in results[task].items() if isinstance(v, int | float))
             raise ValueError(f"evaluation.monitor {monitor!r}: unknown metric {metric!r}; available: {numeric}")
         return float(value)
+
+    def _embedding_summary(self, state: TrainState) -> dict:
+        """summary.json's `embedding_quality`: the data, the last evaluation's values and the best checkpoint's."""
+        return {
+            "embedding_quality": {
+                "data": self.embedding_quality.source,
+                "metric": f"{SECTION}/{METRIC}: Spearman x100 of cosines of normalised fp32 embeddings",
+                "last": state.embedding_quality,
+                "best_checkpoint": state.best_embedding_quality,
+            }
+        }
 
     def _summary(self, state: TrainState, total_s: float) -> dict:
         import accelerate
@@ -605,6 +673,7 @@ class Trainer:
                 "main": {n: m["main"] for n, m in state.best_results.items()},
             },
             "best_metrics": state.best_results,
+            **(self._embedding_summary(state) if self.embedding_quality is not None else {}),
             "stopped_early": state.stopped_early,
             "parameters": {"trainable_at_end": trainable, "total": total},
             "versions": {
