@@ -32,7 +32,15 @@ LAYERS: list[tuple[str, ...]] = [
     ("mtsent.encoder",),
     ("mtsent.tasks",),
     ("mtsent.model",),
-    ("mtsent.inference", "mtsent.tables", "mtsent.data.inspect", "mtsent.training", "mtsent.serving", "mtsent.export"),
+    (
+        "mtsent.inference",
+        "mtsent.tables",
+        "mtsent.data.inspect",
+        "mtsent.training",
+        "mtsent.serving",
+        "mtsent.export",
+        "mtsent.corpus",
+    ),
     ("mtsent.demo", "mtsent.app", "mtsent.data.cli"),
     ("mtsent.cli", "mtsent.__main__"),
 ]

@@ -103,13 +103,14 @@ def load_model(model: str | None):
     return MultiTaskModel.from_pretrained(model) if model else MultiTaskModel()
 
 
-def parse_tasks(tasks: str | None, available: list[str]) -> list[str] | None:
+def parse_tasks(tasks: str | None, available: list[str] | None = None) -> list[str] | None:
     """`--tasks a,b` as a list; None (not given) means every task, but an empty value is a mistake."""
     if tasks is None:
         return None
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     if not names:
-        raise ValueError(f"--tasks is empty: give one or more of {', '.join(available) or '(no task heads)'}")
+        choices = "task names" if available is None else ", ".join(available) or "(no task heads)"
+        raise ValueError(f"--tasks is empty: give one or more of {choices}")
     return names
 
 
