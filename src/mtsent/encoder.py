@@ -302,7 +302,8 @@ class SentenceEncoder(nn.Module):
         the cosine similarity). Sentences are sorted by length and batched by a budget of `max_tokens` padded
         tokens (and at most `batch_size` sentences when given; `max_tokens=None` gives fixed batches of
         `batch_size`, default 32). `precision` is auto (the default: bf16 where the hardware has bf16 units,
-        else fp32), fp32 (exact, batch-invariant, matches sentence-transformers), bf16 or int8; see docs/speed.md.
+        else fp32), fp32 (reference; within ~1e-7 whatever the batch, matches sentence-transformers), bf16 or
+        int8; see docs/speed.md.
         A sentence longer than `max_length` sub-words is truncated with a warning (`long_texts="truncate"`), or
         embedded as the mean of its windows' embeddings (`long_texts="mean"`, see docs/speed.md).
         """

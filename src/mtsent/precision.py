@@ -2,7 +2,8 @@
 
 Precisions (one option everywhere: `precision=` in `encode`/`predict`, `--precision` in the CLI):
 
-- `fp32` (exact, batch-invariant): matches sentence-transformers.
+- `fp32` (reference precision): matches sentence-transformers; a vector moves by ~1e-7 with padding and batch
+  size (kernel summation order), so the service runs each text alone for bit-identical answers.
 - `bf16`: bfloat16 weights (a cached copy) under autocast; matrix products run on AMX (recent Intel Xeon) or
   tensor cores (GPU).
 - `int8`: dynamic int8 quantisation of most Linear layers (CPU only); for CPUs without bf16 units.
