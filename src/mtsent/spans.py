@@ -1,4 +1,5 @@
-"""Words, tags and entity spans: split raw text into words with offsets, read BIO tags, decode them into spans.
+"""Words, tags and entity spans: split raw text into words with offsets (CoNLL / Penn Treebank style), read
+BIO tags, decode them into spans.
 
 The one tag rule of mtsent (`parse_tag`): tags are BIO (IOB2): `O`, `B-TYPE` or `I-TYPE`. Data files must use
 it (IOB1 files are converted to IOB2 on reading; IOBES `S-`/`E-` tags are rejected with the line). When
@@ -16,8 +17,33 @@ from dataclasses import asdict, dataclass
 
 __all__ = ["EntitySpan", "Word", "bio_spans", "entity_spans", "is_bio_tag", "parse_tag", "split_words"]
 
-# Letters/digits, optionally joined by - ' or . inside (U.S, don't, New-York); any other non-space char alone.
-_WORD = re.compile(r"\w+(?:[-'.’]\w+)*|[^\w\s]")
+# Abbreviations that keep their full stop (Reuters / Penn Treebank style): titles, company forms, months,
+# US states as newswire writes them, and a few Latin ones. `U.S.`-style initialisms need no entry.
+_ABBREVIATIONS = (
+    "Mr Mrs Ms Dr Prof Sr Jr St Mt Ft Gen Gov Sen Rep Lt Col Capt Sgt Maj Adm Cmdr Rev Hon Pres Supt "
+    "Inc Corp Co Ltd Bros Cie Plc Assn Dept Univ Ave Blvd Rd "
+    "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Mon Tue Tues Wed Thu Thur Thurs Fri Sat Sun "
+    "Ala Ariz Ark Calif Colo Conn Del Fla Ga Ill Ind Kan Kans Ky La Md Mass Mich Minn Miss Mo Mont Neb Nev "
+    "Okla Ore Pa Tenn Tex Va Vt Wash Wis Wyo "
+    "vs etc approx cf al No Nos Vol Fig"
+)
+_CLITIC = r"['’](?i:s|m|d|re|ve|ll)(?!\w)"  # 's 'm 'd 're 've 'll: tokens of their own, as in CoNLL / PTB
+_NEGATION = r"(?i:n['’]t)(?!\w)"  # do|n't, ca|n't
+_WORD = re.compile(
+    rf"""
+      (?<!\w)(?:[A-Za-z]\.){{2,}}(?:-\w+)*         # initialisms, full stops kept: U.S., a.m., U.S.-based
+    | (?<!\w)(?:{"|".join(sorted(_ABBREVIATIONS.split(), key=len, reverse=True))})\.(?=\s+\S)  # Inc., vs. (not last)
+    | (?<!\w)[A-Z]\.(?=\s+\S)                      # an initial inside a text: M. Johnson
+    | (?<!\w)\d+\.(?=\s+\S)                       # a rank or list number inside a text: 1. Michael Johnson
+    | (?<!\w)[A-Z]{{1,3}}\$                          # currencies: C$, US$
+    | \w+(?={_NEGATION})                             # do (of don't)
+    | {_NEGATION} | {_CLITIC}                          # n't, 's
+    | (?:\+(?=\.?\d))?(?:\.(?=\d))?\w+            # a word or number (+0.5, .496), with its joined parts:
+      (?:(?:[-.&]|(?<=\d)[,:/](?=\d)|['’](?!(?i:s|m|d|re|ve|ll|t)(?!\w)))\w+)*  # New-York 1,000.5 3:41 O'Neill
+    | ([-.=*_~!?])\1+ | [^\w\s]                      # a run of one mark (--, ...) is one token; any other mark
+    """,
+    re.VERBOSE,
+)
 
 
 @dataclass(frozen=True)
@@ -44,12 +70,15 @@ class EntitySpan:
 
 
 def split_words(text: str) -> list[Word]:
-    """Split text into words with their offsets: runs of letters and digits, each other symbol alone.
+    """Split raw text into words with their offsets, the way CoNLL-2003 (Penn Treebank style) splits its text.
 
-    Unlike a BERT pre-tokeniser (`tokenizers.pre_tokenizers.BertPreTokenizer`, which splits at every
-    punctuation mark), a `-`, `'`, `.` or `’` between two letters or digits stays inside the word, so
-    `Cook's`, `U.S`, `3.50` and `New-York` are one word each: one tag per word, as CoNLL-style data tags them.
-    The sub-word tokenizer still splits them inside the model.
+    A tagger is trained on the data set's words, so raw text has to be cut the same way or tags land on words
+    the model never saw: clitics are words of their own (`Men`+`'s`, `do`+`n't`), numbers keep their
+    separators (`1,000.50`, `3:41.20`, `1/2`, `.496`), initialisms and common abbreviations keep their full
+    stop (`U.S.`, `Inc.`, `M. Johnson`), a list number inside a text keeps its full stop (`1. Michael`) while
+    a text's final full stop is a word, hyphenated words stay whole (`New-York`, `1996-08-30`), a run of one
+    mark (`--`, `...`) is one word and every other symbol stands alone. The sub-word tokenizer still splits
+    words inside the model.
     """
     return [Word(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
 
