@@ -117,6 +117,16 @@ def test_predict_json_real_load(tiny_model, tiny_model_dir):
         assert isinstance(record["ner"]["entities"], list)
 
 
+def test_predict_decoding_option(tiny_model_dir):
+    """--decoding viterbi applies to the token tasks asked for (a real load: the session model stays as it is)."""
+    result = run("predict", "Angela Merkel visited Paris.", "-m", tiny_model_dir, "--json", "--decoding", "viterbi")
+    assert result.exit_code == 0, result.output
+    tags = json.loads(result.stdout)["ner"]["tags"]
+    assert all(not t.startswith("I-") or before[2:] == t[2:] for before, t in zip(["O", *tags], tags))
+    result = run("predict", "Hello.", "-m", tiny_model_dir, "--tasks", "topic", "--decoding", "viterbi")
+    assert_user_error(result, "--decoding viterbi: none of the tasks ['topic'] decodes that way")
+
+
 def test_predict_to_output_file(fast_models, tiny_model_dir, tmp_path):
     out = tmp_path / "pred.jsonl"
     result = run("predict", "One.", "Two.", "-m", tiny_model_dir, "-o", out)

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
         "mtsent.st_format",
         "mtsent.batching",
         "mtsent.spans",
+        "mtsent.decoding",
         "mtsent.metrics",
     ),
     ("mtsent.data",),  # reading, splitting, aligning, sampling: no model, no task type classes

@@ -310,3 +310,49 @@ def test_word_windows_property(counts, budget, overlap_fraction):
         assert sum(counts[s:e]) <= budget or e - s == 1  # budget respected except a lone over-long word
         if e < len(counts):
             assert sum(counts[s : e + 1]) > budget  # windows are filled greedily
+
+
+# ---------------------------------------------------------------- decoding
+def test_viterbi_decoding_is_the_same_in_predict_and_evaluation_and_is_saved(encoder, tmp_path):
+    """A random NER head: argmax tags break the BIO rule somewhere, Viterbi never does, and predict and
+    evaluate_task read the same tags; the decoding is part of the saved head config."""
+    from conftest import NER_LABELS
+
+    from mtsent.data.examples import TokenExample
+    from mtsent.training.evaluation import evaluate_task, tokenize_task
+
+    torch.manual_seed(3)
+    model = MultiTaskModel(encoder, [{"name": "ner", "type": "token_classification", "labels": NER_LABELS}])
+    torch.nn.init.normal_(model.heads["ner"].net[-1].weight, std=2.0)  # confident, mostly wrong: many I- tags
+    sentences = [
+        "Angela Merkel met Emmanuel Macron in Paris on Tuesday .",
+        "Stocks in Frankfurt and New York fell after the European Central Bank spoke .",
+        "The United Nations said aid to Sudan would rise .",
+    ]
+
+    def valid(tags):
+        return all(not t.startswith("I-") or before[2:] == t[2:] for before, t in zip(["O", *tags], tags))
+
+    def tags_of_both_paths():
+        """predict's tags; evaluate_task, given them as gold, must score them perfect (it read the same tags)."""
+        predicted = [p["ner"].tags for p in model.predict(sentences, precision="fp32")]
+        examples = [TokenExample(tokens=tuple(s.split()), tags=tuple(t)) for s, t in zip(sentences, predicted)]
+        features, _ = tokenize_task(model, "ner", examples, 128)
+        metrics = evaluate_task(model, "ner", examples, features)
+        assert metrics["f1"] == 1.0 and metrics["precision"] == 1.0, (predicted, metrics)
+        return predicted
+
+    argmax = tags_of_both_paths()
+    assert not all(valid(t) for t in argmax)
+    model.set_decoding("ner", "viterbi")
+    decoded = tags_of_both_paths()
+    assert all(valid(t) for t in decoded) and decoded != argmax
+
+    model.save_pretrained(tmp_path / "m")
+    assert MultiTaskModel.from_pretrained(tmp_path / "m").tasks["ner"].decoding == "viterbi"
+    with pytest.raises(ValueError, match="task 'ner': decoding 'viterbi' needs BIO labels"):
+        MultiTaskModel(encoder, [{"name": "ner", "type": "token_classification", "labels": ["O", "PER"]}]).set_decoding(
+            "ner", "viterbi"
+        )
+    with pytest.raises(ValueError, match="unknown task 'pos'"):
+        model.set_decoding("pos", "viterbi")

@@ -125,6 +125,9 @@ def check_output_path(output: Path | None) -> None:
 
 
 ModelOpt = typer.Option(None, "--model", "-m", help="mtsent or Hugging Face model directory, or hub id.")
+DecodingOpt = typer.Option(
+    None, help="argmax or viterbi (token tasks: only valid BIO sequences); default: the head's own (head.decoding)."
+)
 FileOpt = typer.Option(None, "--file", "-f", help="Read one sentence per line from this file ('-' = stdin).")
 
 # ---------------------------------------------------------------- dataset jobs (mtsent.corpus): --input, --output DIR
@@ -265,6 +268,7 @@ def predict(
     actors: int | None = ActorsOpt,
     gpus_per_actor: float | None = GpusOpt,
     address: str | None = AddressOpt,
+    decoding: str | None = DecodingOpt,
 ) -> None:
     """Run every task head (or the chosen ones) on each text.
 
@@ -285,7 +289,14 @@ def predict(
         check_output_path(output)
         items = gather_sentences(texts, file)
         mt = load_model(model)
-        results = mt.predict(items, tasks=parse_tasks(tasks, list(mt.tasks)), batch_size=batch_size)
+        names = mt.check_tasks(parse_tasks(tasks, list(mt.tasks)))
+        if decoding is not None:
+            decoded = [n for n in names if decoding in mt.task_types[n].decodings]
+            if not decoded:
+                raise ValueError(f"--decoding {decoding}: none of the tasks {names} decodes that way")
+            for name in decoded:
+                mt.set_decoding(name, decoding)
+        results = mt.predict(items, tasks=names, batch_size=batch_size)
         records = [{"text": t, **{name: p.to_dict() for name, p in r.items()}} for t, r in zip(items, results)]
         if output is not None:
             output.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -478,6 +489,7 @@ def evaluate(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the metrics as JSON."),
     precision: str = typer.Option("fp32", help="fp32 (exact), bf16, int8 or auto."),
     update_card: bool = typer.Option(False, "--update-card", help="Record the result in the model's README.md card."),
+    decoding: str | None = DecodingOpt,
 ) -> None:
     """Score a model's task on any labelled file and print the metrics.
 
@@ -497,6 +509,8 @@ def evaluate(
         if update_card and not is_mtsent_dir(model):
             raise ValueError(f"--update-card needs an mtsent model directory; {model} is not one")
         mt = load_model(model)
+        if decoding is not None:
+            mt.set_decoding(task, decoding)
         metrics = evaluate_file(
             mt,
             task,

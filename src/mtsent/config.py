@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = [
     "DEFAULT_BACKBONE",
     "POOLING_MODES",
+    "Decoding",
     "EncoderConfig",
     "HeadConfig",
     "HeadOptions",
@@ -27,6 +28,7 @@ __all__ = [
 
 DEFAULT_BACKBONE = "default"
 PoolingMode = Literal["mean", "cls", "max", "attention"]
+Decoding = Literal["argmax", "viterbi"]
 POOLING_MODES: tuple[str, ...] = get_args(PoolingMode)
 
 _TASK_TYPES: dict[str, Any] = {}
@@ -91,11 +93,15 @@ class EncoderConfig(_Strict):
 
 
 class HeadOptions(_Strict):
-    """How a head is built: dropout + linear, optionally with one hidden layer (linear + GELU + dropout)."""
+    """How a head is built (dropout + linear, optionally with one hidden layer: linear + GELU + dropout) and how
+    its outputs are decoded (the decodings a task type offers are its `decodings`)."""
 
     hidden_dim: int | None = Field(None, gt=0, description="one hidden layer of this size; None = linear head")
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     options: dict[str, Any] = Field(default_factory=dict, description="the task type's own options (its loss...)")
+    decoding: Decoding = Field(
+        "argmax", description="how outputs become labels: argmax, or viterbi (token tasks: only valid BIO sequences)"
+    )
 
 
 class HeadConfig(HeadOptions):
@@ -129,9 +135,13 @@ class HeadConfig(HeadOptions):
 
     @model_validator(mode="after")
     def _fits_its_type(self) -> HeadConfig:
-        kind = task_type_class(self.type)
-        kind.read_options(self.options)
-        kind.check_config(self)
+        task_type = task_type_class(self.type)
+        if self.decoding not in task_type.decodings:
+            raise ValueError(
+                f"a {self.type} head decodes with {' or '.join(task_type.decodings)}, not {self.decoding!r}"
+            )
+        task_type.read_options(self.options)
+        task_type.check_config(self)
         return self
 
 

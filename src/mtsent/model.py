@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import Tensor, nn
 
 from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows, token_budget_batches
@@ -77,6 +78,20 @@ class MultiTaskModel(nn.Module):
         self.task_types[task.name] = task_type
         head = task_type.build_head(self.encoder.dim, self.encoder.hidden_size)
         self.heads[task.name] = head.to(self.encoder.device)
+
+    def set_decoding(self, task: str, decoding: str) -> None:
+        """Decode `task`'s outputs with `decoding` from now on (predict, evaluation; saved with the model).
+
+        A decoding the task's type does not offer is a ValueError naming the task and the ones it offers.
+        """
+        name = self.check_tasks([task])[0]
+        config = self.tasks[name]
+        try:  # validated on a copy first: a failed assignment would leave the head's config changed
+            HeadConfig.model_validate({**config.model_dump(), "decoding": decoding})
+        except ValidationError as exc:
+            problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise ValueError(f"task {name!r}: {problems}") from None
+        config.decoding = decoding
 
     # ---------------------------------------------------------------- description
     @property

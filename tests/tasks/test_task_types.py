@@ -63,5 +63,75 @@ def test_every_registered_type_implements_the_contract():
 
     for cls in registered_task_types().values():
         assert issubclass(cls, TaskType) and not getattr(cls, "__abstractmethods__", None)
-        for attribute in ("name", "level", "formats", "main_metric", "reads_all_windows"):
+        for attribute in ("name", "level", "formats", "main_metric", "reads_all_windows", "decodings"):
             assert hasattr(cls, attribute), (cls, attribute)
+        assert cls.decodings and cls.decodings[0] == "argmax", cls
+
+
+# ---------------------------------------------------------------- decoding
+NER = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+# per word: argmax reads O, I-PER, I-LOC (invalid twice); the best valid sequence is B-PER I-PER O
+PROBS = torch.tensor([[0.50, 0.45, 0.01, 0.02, 0.02], [0.10, 0.05, 0.80, 0.03, 0.02], [0.30, 0.05, 0.05, 0.20, 0.40]])
+
+
+def _token_type(decoding: str) -> TokenClassification:
+    return TokenClassification(HeadConfig(name="ner", type="token_classification", labels=NER, decoding=decoding))
+
+
+@pytest.mark.parametrize(
+    ("decoding", "tags", "entities"),
+    [
+        ("argmax", ["O", "I-PER", "I-LOC"], [("Ann", "PER"), ("Lee", "LOC")]),
+        ("viterbi", ["B-PER", "I-PER", "O"], [("Bo Ann", "PER")]),
+    ],
+)
+def test_decode_and_score_follow_the_heads_decoding(decoding, tags, entities):
+    from mtsent.batching import Window
+    from mtsent.data.examples import TokenExample
+    from mtsent.spans import split_words
+    from mtsent.tasks import WindowOutput
+
+    task = _token_type(decoding)
+    text = "Bo Ann Lee"
+    # [CLS] Bo An ##n Lee [SEP]: word 1 has two sub-words; only the first one's row is read
+    word_ids = [None, 0, 1, 1, 2, None]
+    rows = [PROBS[0], PROBS[0], PROBS[1], PROBS[0], PROBS[2], PROBS[0]]
+    logits = torch.stack(rows).log()  # softmax(log p) == p
+    out = WindowOutput(Window(text_index=0, first_word=0, input_ids=[0] * 6, word_ids=word_ids), logits)
+    prediction = task.decode(text, split_words(text), [out], "truncate")
+    assert prediction.tags == tags
+    assert [(e.text, e.type) for e in prediction.entities] == entities
+    # a word's score is the probability of the tag it got: Bo (B-PER 0.45) and Ann (I-PER 0.80)
+    assert prediction.entities[0].score == pytest.approx(0.625 if decoding == "viterbi" else 0.80)
+
+    # evaluation decodes the same way: the batch's log-probabilities, then the words' sequence
+    example = TokenExample(tokens=("Bo", "Ann", "Lee"), tags=("B-PER", "I-PER", "O"))
+    outputs = task.decode_batch(logits.unsqueeze(0))
+    assert task.predicted_tags([example], [{"word_ids": word_ids}], outputs) == [tags]
+    assert task.score([example], [{"word_ids": word_ids}], outputs)["f1"] == (1.0 if decoding == "viterbi" else 0.0)
+
+
+def test_a_word_without_sub_words_is_o_in_both_decodings():
+    from mtsent.data.examples import TokenExample
+
+    for decoding in ("argmax", "viterbi"):
+        task = _token_type(decoding)
+        logits = torch.tensor([[0.0] * 5, [0.0, 5.0, 0.0, 0.0, 0.0], [0.0] * 5]).unsqueeze(0)
+        example = TokenExample(tokens=("Ann", "Lee"), tags=("B-PER", "I-PER"))  # "Lee" was cut off
+        tags = task.predicted_tags([example], [{"word_ids": [None, 0, None]}], task.decode_batch(logits))
+        assert tags == [["B-PER", "O"]]
+
+
+def test_decoding_is_checked_against_the_type_and_its_labels():
+    with pytest.raises(ValidationError, match="a sentence_classification head decodes with argmax, not 'viterbi'"):
+        HeadConfig(name="s", type="sentence_classification", labels=["a", "b"], decoding="viterbi")
+    with pytest.raises(ValidationError, match=r"needs BIO labels .*not BIO: \['PER'\]"):
+        HeadConfig(name="t", type="token_classification", labels=["O", "PER"], decoding="viterbi")
+    with pytest.raises(ValidationError, match="'O' is missing"):
+        HeadConfig(name="t", type="token_classification", labels=["B-PER", "I-PER"], decoding="viterbi")
+    with pytest.raises(ValidationError, match=r"B- label of every I- label; missing for \['I-LOC'\]"):
+        HeadConfig(name="t", type="token_classification", labels=["O", "B-PER", "I-PER", "I-LOC"], decoding="viterbi")
+    with pytest.raises(ValidationError, match="decoding"):
+        HeadConfig(name="t", type="token_classification", labels=NER, decoding="beam")
+    # argmax accepts any label set, as before
+    HeadConfig(name="t", type="token_classification", labels=["O", "PER"])

@@ -225,6 +225,23 @@ def test_evaluate_cli_matches_in_training_dev_metrics(runner, trained, tiny_data
     assert metrics["confusion_matrix"] == best["topic"]["confusion_matrix"]
 
 
+def test_evaluate_cli_decoding_option(runner, trained, tiny_data, tmp_path):
+    """--decoding overrides the head's decoding for one evaluation; a type without it is one error line."""
+    out, _ = trained
+    scores = {}
+    for decoding in ("argmax", "viterbi"):
+        report = tmp_path / f"{decoding}.json"
+        args = ["evaluate", "-m", str(out / "best"), "-t", "ner", "-f", str(tiny_data / "ner.dev.conll")]
+        result = runner.invoke(app, [*args, "--decoding", decoding, "-o", str(report)])
+        assert result.exit_code == 0, result.output
+        scores[decoding] = json.loads(report.read_text(encoding="utf-8"))
+    assert set(scores["viterbi"]) == set(scores["argmax"]) and 0.0 <= scores["viterbi"]["f1"] <= 1.0
+    args = ["evaluate", "-m", str(out / "best"), "-t", "topic", "-f", str(tiny_data / "topic.dev.tsv")]
+    result = runner.invoke(app, [*args, "--text-column", "text", "--label-column", "label", "--decoding", "viterbi"])
+    assert result.exit_code == 2
+    assert "task 'topic': a sentence_classification head decodes with argmax, not 'viterbi'" in _error(result)
+
+
 def test_evaluate_cli_bad_inputs(runner, trained, tmp_path, tiny_data):
     out, _ = trained
     unknown = tmp_path / "neutral.tsv"

@@ -195,3 +195,10 @@ def test_unreadable_config_files_are_named(tmp_path):
         load_config(binary)
     with pytest.raises(IsADirectoryError, match="is a directory, not a YAML config file"):
         load_config(tmp_path)
+
+
+def test_head_decoding_is_checked_against_the_task_type(tmp_path):
+    cfg = load_config(_write(tmp_path, MINIMAL), ["tasks.ner.head.decoding=viterbi"])
+    assert cfg.tasks["ner"].head.decoding == "viterbi" and cfg.tasks["sentiment"].head.decoding == "argmax"
+    with pytest.raises(ValueError, match=r"tasks\.sentiment: .*a sentence_classification task decodes with argmax"):
+        load_config(_write(tmp_path, MINIMAL), ["tasks.sentiment.head.decoding=viterbi"])

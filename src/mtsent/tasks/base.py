@@ -70,6 +70,8 @@ class TaskType(ABC):
     `k * n + i` is text k of example i (so a pair batch is every first text, then every second text)."""
     options_model: ClassVar[type[BaseModel]] = NoOptions
     """The pydantic model of `HeadConfig.options`: what a type lets a config choose (its loss, say)."""
+    decodings: ClassVar[tuple[str, ...]] = ("argmax",)
+    """The `decoding`s a head config of this type may choose (`HeadOptions.decoding`), the default first."""
 
     def __init__(self, config: HeadConfig) -> None:
         self.config = config

@@ -3,6 +3,8 @@
 Data: CoNLL files (one `token ... TAG` line per word). Training labels sit on each word's first sub-word.
 Metrics: entity-level precision, recall and F1 (main; conlleval semantics via seqeval). Prediction: each word's
 tag (probabilities averaged over the windows that hold the word) and the entity spans with character offsets.
+Decoding (`decoding` in the head config): each word's most probable tag (`argmax`), or the most probable valid
+BIO sequence (`viterbi`, `mtsent.decoding`); evaluation, `mtsent evaluate` and `predict` all decode the same way.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import torch
 from torch import Tensor
 
 from mtsent.batching import first_subwords
-from mtsent.config import register_task_type
+from mtsent.config import HeadConfig, register_task_type
 from mtsent.data.alignment import align_token_labels
 from mtsent.data.examples import TokenExample
+from mtsent.decoding import bio_constraints, viterbi
 from mtsent.encoder import EncoderOutput
 from mtsent.metrics import token_metrics
-from mtsent.spans import EntitySpan, Word, entity_spans, parse_tag
+from mtsent.spans import EntitySpan, Word, entity_spans, is_bio_tag, parse_tag
 from mtsent.tasks.base import LongTexts, WindowOutput
 from mtsent.tasks.classification import ClassificationType
 
@@ -56,6 +59,23 @@ class TokenClassification(ClassificationType):
     formats = ("conll",)
     main_metric = "f1"
     reads_all_windows = True
+    decodings = ("argmax", "viterbi")
+
+    @classmethod
+    def check_config(cls, config: HeadConfig) -> None:
+        super().check_config(config)
+        if config.decoding != "viterbi":
+            return
+        labels = config.labels
+        not_bio = [label for label in labels if not is_bio_tag(label)]
+        if not_bio or "O" not in labels:
+            raise ValueError(
+                "decoding 'viterbi' needs BIO labels (O, B-TYPE, I-TYPE); "
+                + (f"not BIO: {not_bio}" if not_bio else "'O' is missing")
+            )
+        orphans = [label for label in labels if label.startswith("I-") and f"B-{label[2:]}" not in labels]
+        if orphans:
+            raise ValueError(f"decoding 'viterbi' needs the B- label of every I- label; missing for {orphans}")
 
     @classmethod
     def example_labels(cls, example: TokenExample) -> Sequence[str]:
@@ -83,22 +103,49 @@ class TokenClassification(ClassificationType):
         }
         return features, truncation
 
+    def decode_batch(self, logits: Tensor) -> list[Tensor]:
+        """Each row's log-probabilities per position (float32, CPU): `score` reads them at each word's first
+        sub-word and decodes the word sequence (a Viterbi path needs the whole sentence, not one position)."""
+        return list(torch.log_softmax(logits.float(), dim=-1).cpu())
+
+    def word_label_ids(self, log_probs: Tensor) -> list[int]:
+        """A sentence's label ids from its words' log-probabilities (words, labels), as `decoding` says."""
+        if self.config.decoding == "viterbi":
+            start, transitions = bio_constraints(tuple(self.labels))
+            return viterbi(log_probs.double().numpy(), start, transitions).tolist()
+        return log_probs.argmax(dim=-1).tolist()
+
+    def _word_log_probs(self, log_probs: Tensor, positions: list[tuple[int, int]], n_words: int) -> Tensor:
+        """(words, labels) rows at each word's first sub-word; a word with no sub-word (cut off by truncation, or
+        nothing the tokenizer keeps) is `O` for certain, so both decodings tag it `O`."""
+        table = torch.full((n_words, len(self.labels)), -torch.inf)
+        table[:, self.labels.index("O") if "O" in self.labels else 0] = 0.0
+        if positions:
+            table[[w for _, w in positions]] = log_probs[[p for p, _ in positions]]
+        return table
+
+    def predicted_tags(
+        self, examples: Sequence[TokenExample], features: Sequence[dict[str, Any]], outputs: Sequence[Tensor]
+    ) -> list[list[str]]:
+        """Each example's word tags from `decode_batch`'s outputs."""
+        tags = []
+        for example, feature, log_probs in zip(examples, features, outputs):
+            table = self._word_log_probs(log_probs, first_subwords(feature["word_ids"]), len(example.tags))
+            tags.append([self.labels[i] for i in self.word_label_ids(table)])
+        return tags
+
     def score(
         self, examples: Sequence[TokenExample], features: Sequence[dict[str, Any]], outputs: Sequence[Tensor]
     ) -> dict:
         """Scored per word (its first sub-word's tag); words cut off by truncation count as `O`."""
-        pred_tags = []
-        for example, feature, ids in zip(examples, features, outputs):
-            tags = ["O"] * len(example.tags)
-            for pos, w in first_subwords(feature["word_ids"]):
-                tags[w] = self.labels[int(ids[pos])]
-            pred_tags.append(tags)
-        return token_metrics([list(e.tags) for e in examples], pred_tags)
+        gold = [list(e.tags) for e in examples]
+        return token_metrics(gold, self.predicted_tags(examples, features, outputs))
 
     def decode(
         self, text: str, words: list[Word], outputs: list[WindowOutput], long_texts: LongTexts
     ) -> TokenPrediction:
-        """Each word's tag probabilities averaged over the windows that hold it (read at its first sub-word)."""
+        """Each word's tag probabilities averaged over the windows that hold it (read at its first sub-word),
+        then decoded as `decoding` says; a word's score is its tag's probability."""
         sums = torch.zeros(len(words), len(self.labels))
         counts = torch.zeros(len(words))
         for out in outputs:
@@ -110,10 +157,10 @@ class TokenClassification(ClassificationType):
             counts.index_add_(0, word_index, torch.ones(len(firsts)))
             sums.index_add_(0, word_index, torch.softmax(out.logits[positions], dim=-1))
         avg = sums / counts.clamp(min=1).unsqueeze(-1)
-        unseen = counts == 0  # a word the tokenizer turned into no sub-word at all
-        best = avg.argmax(dim=-1)
-        tags = ["O" if unseen[j] else self.labels[int(best[j])] for j in range(len(words))]
-        scores = [1.0 if unseen[j] else float(avg[j, best[j]]) for j in range(len(words))]
+        seen = [(j, j) for j in range(len(words)) if counts[j] > 0]  # a word the tokenizer kept: its own row
+        best = self.word_label_ids(self._word_log_probs(avg.clamp_min(1e-30).log(), seen, len(words)))
+        tags = [self.labels[i] for i in best]
+        scores = [float(avg[j, best[j]]) if counts[j] > 0 else 1.0 for j in range(len(words))]
         return TokenPrediction(
             entities=entity_spans(text, words, tags, scores), words=[w.text for w in words], tags=tags
         )

@@ -54,8 +54,11 @@ class TaskTrainConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _head_options_fit_the_type(self) -> TaskTrainConfig:
-        task_type_class(self.type).read_options(self.head.options)
+    def _head_fits_the_type(self) -> TaskTrainConfig:
+        task_type = task_type_class(self.type)
+        task_type.read_options(self.head.options)
+        if self.head.decoding not in task_type.decodings:
+            raise ValueError(f"head.decoding: a {self.type} task decodes with {' or '.join(task_type.decodings)}")
         return self
 
 

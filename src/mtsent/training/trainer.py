@@ -543,11 +543,13 @@ class Trainer:
         for head in heads:
             if head.name not in model.tasks:
                 model.add_task(head)
-            elif set(model.tasks[head.name].labels) != set(head.labels):
+                continue
+            if set(model.tasks[head.name].labels) != set(head.labels):
                 raise ValueError(
                     f"init_from {self.config.init_from}: task {head.name!r} has labels {model.tasks[head.name].labels}"
                     f" but the data has {head.labels}"
                 )
+            model.set_decoding(head.name, head.decoding)  # not a weight: the run's config decides
         return model
 
     def _distillation(self, tasks: dict[str, _Task], device: torch.device) -> EmbeddingDistillation | None:
