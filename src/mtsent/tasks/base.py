@@ -72,6 +72,8 @@ class TaskType(ABC):
     """The pydantic model of `HeadConfig.options`: what a type lets a config choose (its loss, say)."""
     decodings: ClassVar[tuple[str, ...]] = ("argmax",)
     """The `decoding`s a head config of this type may choose (`HeadOptions.decoding`), the default first."""
+    distillable: ClassVar[bool] = False
+    """True when a teacher's outputs can train this type's head (`teacher_targets`, `distillation_loss`)."""
 
     def __init__(self, config: HeadConfig) -> None:
         self.config = config
@@ -130,6 +132,29 @@ class TaskType(ABC):
     @abstractmethod
     def loss(self, logits: Tensor, labels: Tensor, class_weights: Tensor | None = None) -> Tensor:
         """The training loss of a batch (computed in float32)."""
+
+    def teacher_targets(
+        self,
+        features: Sequence[dict[str, Any]],
+        teacher_features: Sequence[dict[str, Any]],
+        teacher_logits: list[Tensor],
+    ) -> list[Tensor]:
+        """Per training feature, the teacher's distribution (rows, labels in this head's order) at each position
+        the loss reads (`labels` != IGNORE_INDEX, in order): the cache that `distillation_loss` consumes.
+
+        `teacher_features` are the same examples tokenised by the teacher (its tokenizer may differ), and
+        `teacher_logits` its head's logits for each, columns already in this head's label order.
+        """
+        raise NotImplementedError(f"task type {self.name!r} cannot be distilled")
+
+    def distillation_loss(
+        self, logits: Tensor, labels: Tensor, teacher_probs: Tensor, gold_weight: float
+    ) -> Tensor:
+        """The loss against `gold_weight` x gold + (1 - gold_weight) x teacher (teacher annealing; float32).
+
+        `teacher_probs` holds the batch's `teacher_targets` rows, concatenated in batch order.
+        """
+        raise NotImplementedError(f"task type {self.name!r} cannot be distilled")
 
     # ---------------------------------------------------------------- features
     @abstractmethod

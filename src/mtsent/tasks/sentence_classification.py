@@ -69,6 +69,15 @@ class SentenceClassification(ClassificationType):
         label2id = {label: i for i, label in enumerate(self.labels)}
         return encode_sentences(tokenizer, list(examples), label2id, max_length), {}
 
+    def teacher_targets(
+        self,
+        features: Sequence[dict[str, Any]],
+        teacher_features: Sequence[dict[str, Any]],
+        teacher_logits: list[Tensor],
+    ) -> list[Tensor]:
+        """The teacher's class distribution of each text: one (1, labels) row."""
+        return [torch.softmax(logits.float(), dim=-1).unsqueeze(0) for logits in teacher_logits]
+
     def score(
         self, examples: Sequence[SentenceExample], features: Sequence[dict[str, Any]], outputs: Sequence[Tensor]
     ) -> dict:

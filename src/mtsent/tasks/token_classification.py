@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mtsent.batching import first_subwords
+from mtsent.batching import IGNORE_INDEX, first_subwords
 from mtsent.config import HeadConfig, register_task_type
 from mtsent.data.alignment import align_token_labels
 from mtsent.data.examples import TokenExample
@@ -102,6 +102,33 @@ class TokenClassification(ClassificationType):
             "sentences_truncated": stats.sentences_truncated,
         }
         return features, truncation
+
+    def teacher_targets(
+        self,
+        features: Sequence[dict[str, Any]],
+        teacher_features: Sequence[dict[str, Any]],
+        teacher_logits: list[Tensor],
+    ) -> list[Tensor]:
+        """Per labelled sub-word of the student, the teacher's distribution for its word (read at the word's first
+        sub-word in the teacher's own tokenisation, so the two tokenizers may differ). A position the teacher
+        cannot speak for keeps its gold label: a later sub-word of a word (`label_all_subwords`), or a word the
+        teacher's truncation cut off."""
+        targets = []
+        for feature, teacher_feature, logits in zip(features, teacher_features, teacher_logits):
+            by_word = {w: pos for pos, w in first_subwords(teacher_feature["word_ids"])}
+            probs = torch.softmax(logits.float(), dim=-1)
+            firsts = dict(first_subwords(feature["word_ids"]))
+            rows = []
+            for pos, label in enumerate(feature["labels"]):
+                if label == IGNORE_INDEX:
+                    continue
+                word = firsts.get(pos)
+                if word is not None and word in by_word:
+                    rows.append(probs[by_word[word]])
+                else:
+                    rows.append(torch.nn.functional.one_hot(torch.tensor(label), len(self.labels)).float())
+            targets.append(torch.stack(rows) if rows else torch.zeros(0, len(self.labels)))
+        return targets
 
     def decode_batch(self, logits: Tensor) -> list[Tensor]:
         """Each row's log-probabilities per position (float32, CPU): `score` reads them at each word's first

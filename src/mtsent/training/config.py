@@ -110,10 +110,17 @@ class DistillationConfig(_Strict):
     Each batch adds `embedding_weight` x (1 - cosine) (`loss: cosine`) or x the mean squared error (`loss: mse`)
     between the student's sentence embedding and the teacher's of the same inputs. The teacher's embeddings are
     computed once per training text before the first step and cached (see docs/training.md).
+
+    `teachers` is the other kind: per task, a single-task model whose outputs the task's head learns, annealed
+    towards the gold labels over training (`mtsent.training.teachers`).
     """
 
     embedding_weight: float = Field(0.0, ge=0, description="0 = off")
     loss: Literal["cosine", "mse"] = "cosine"
+    teachers: dict[str, str] = Field(
+        default_factory=dict,
+        description="task name -> single-task teacher model directory: its outputs are the task's annealed targets",
+    )
 
 
 class EvaluationConfig(_Strict):
@@ -165,6 +172,11 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> TrainConfig:
+        for task in self.distillation.teachers:
+            if task not in self.tasks:
+                raise ValueError(f"distillation.teachers names unknown task {task!r}; tasks: {list(self.tasks)}")
+            if not task_type_class(self.tasks[task].type).distillable:
+                raise ValueError(f"distillation.teachers.{task}: a {self.tasks[task].type} task cannot be distilled")
         unknown = [h for h in self.freezing.frozen_heads if h not in self.tasks]
         if unknown:
             raise ValueError(f"freezing.frozen_heads names unknown tasks {unknown}; tasks: {list(self.tasks)}")

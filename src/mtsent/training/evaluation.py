@@ -5,12 +5,13 @@ Everything that depends on the task's type (features, decoding, metrics) is aske
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from pydantic import ValidationError
+from torch import Tensor
 
 from mtsent.batching import bucketed_batches
 from mtsent.data import DataConfig, DataError
@@ -19,7 +20,7 @@ from mtsent.data.tasks import read_examples
 from mtsent.model import MultiTaskModel
 from mtsent.precision import eval_mode, inference_copy, precision_context
 
-__all__ = ["evaluate_file", "evaluate_task", "tokenize_task"]
+__all__ = ["evaluate_file", "evaluate_task", "task_outputs", "tokenize_task"]
 
 
 def tokenize_task(
@@ -30,6 +31,28 @@ def tokenize_task(
 
 
 @torch.inference_mode()
+def task_outputs(
+    model: MultiTaskModel,
+    task: str,
+    features: list[dict[str, Any]],
+    decode: Callable[[Tensor], list[Any]],
+    batch_size: int = 128,
+    precision: str = "fp32",
+) -> list[Any]:
+    """`decode` of each feature's row of the task's logits, in feature order (batches sorted by length)."""
+    collate = model.task_types[task].collator(model.encoder.tokenizer)
+    lengths = [len(f["input_ids"]) for f in features]
+    outputs: list[Any] = [None] * len(features)
+    with eval_mode(model), precision_context(model.device, precision):
+        runner = inference_copy(model, precision)  # the same numerics as predict() for every precision
+        for batch in bucketed_batches(lengths, batch_size, seed=0, shuffle=False):
+            inputs = collate([features[i] for i in batch])
+            out = runner(inputs["input_ids"].to(model.device), inputs["attention_mask"].to(model.device), tasks=[task])
+            for i, output in zip(batch, decode(out.logits[task])):
+                outputs[i] = output
+    return outputs
+
+
 def evaluate_task(
     model: MultiTaskModel,
     task: str,
@@ -40,16 +63,7 @@ def evaluate_task(
 ) -> dict:
     """Metrics of one task (as its type scores them), with the type's main metric copied to `main`."""
     task_type = model.task_types[task]
-    collate = task_type.collator(model.encoder.tokenizer)
-    lengths = [len(f["input_ids"]) for f in features]
-    outputs: list[Any] = [None] * len(features)
-    with eval_mode(model), precision_context(model.device, precision):
-        runner = inference_copy(model, precision)  # the same numerics as predict() for every precision
-        for batch in bucketed_batches(lengths, batch_size, seed=0, shuffle=False):
-            inputs = collate([features[i] for i in batch])
-            out = runner(inputs["input_ids"].to(model.device), inputs["attention_mask"].to(model.device), tasks=[task])
-            for i, output in zip(batch, task_type.decode_batch(out.logits[task])):
-                outputs[i] = output
+    outputs = task_outputs(model, task, features, task_type.decode_batch, batch_size, precision)
     metrics = task_type.score(examples, features, outputs)
     metrics["main"] = metrics[task_type.main_metric]
     return metrics

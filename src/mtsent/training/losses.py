@@ -54,12 +54,22 @@ class TrainingObjective(nn.Module):
         self.model, self.weighting, self.distillation = model, weighting, distillation
         self.precision, self.loss_weights, self.class_weights = precision, loss_weights, class_weights
 
-    def forward(self, batch: dict[str, Tensor], task: str) -> tuple[Tensor, Tensor, Tensor | None]:
+    def forward(
+        self, batch: dict[str, Tensor], task: str, gold_weight: float = 1.0
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         """(the task's loss, the loss to back-propagate, the distillation loss or None); the forward pass runs
-        under the training precision. With distillation, `batch["teacher_embeddings"]` holds the teacher's rows."""
+        under the training precision. With distillation, `batch["teacher_embeddings"]` holds the teacher's rows.
+
+        A batch with `teacher_probs` (a task with a teacher) is trained on gold_weight x gold + (1 - gold_weight)
+        x teacher through its type's `distillation_loss`; class weights apply to the gold-only loss.
+        """
         with precision_context(self.model.device, self.precision):
             out = self.model(batch["input_ids"], batch["attention_mask"], tasks=[task])
-        loss = self.model.task_types[task].loss(out.logits[task], batch["labels"], self.class_weights[task])
+        task_type, logits = self.model.task_types[task], out.logits[task]
+        if "teacher_probs" in batch:
+            loss = task_type.distillation_loss(logits, batch["labels"], batch["teacher_probs"], gold_weight)
+        else:
+            loss = task_type.loss(logits, batch["labels"], self.class_weights[task])
         weighted = self.weighting(task, loss) if self.weighting is not None else loss * self.loss_weights[task]
         distilled = None
         if self.distillation is not None:

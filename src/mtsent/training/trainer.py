@@ -46,6 +46,7 @@ from mtsent.training.losses import TrainingObjective, UncertaintyWeighting
 from mtsent.training.optim import build_optimizer, build_scheduler
 from mtsent.training.report import MetricsLog, eval_table, plot_run
 from mtsent.training.state import load_training_state, save_training_state, saved_step
+from mtsent.training.teachers import gold_weight, teacher_cache
 
 __all__ = ["TaskStream", "TrainState", "Trainer", "TrainingInterrupted"]
 
@@ -235,9 +236,11 @@ class Trainer:
             batch = self.collators[name]([self.tasks[name].train_features[i] for i in indices])
             if self.distillation is not None:
                 batch["teacher_embeddings"] = self.distillation.targets(name, indices)
+            if name in self.teacher_probs:  # a task with a teacher: the cached teacher rows of these examples
+                batch["teacher_probs"] = torch.cat([self.teacher_probs[name][i] for i in indices])
             batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
             with self.accelerator.accumulate(self.objective):
-                loss, weighted, distilled = self.objective(batch, name)
+                loss, weighted, distilled = self.objective(batch, name, gold_weight(state.step, self.total_steps))
                 if weighted.requires_grad:
                     self.accelerator.backward(weighted)
                 if self.accelerator.sync_gradients and cfg.optim.max_grad_norm:
@@ -381,6 +384,7 @@ class Trainer:
         self.embedding_quality = EmbeddingQuality.from_config(quality, self._data_dir()) if quality else None
         self.distillation = self._distillation(tasks, accelerator.device)
         self.loss_names = [*tasks, "distillation"] if self.distillation is not None else list(tasks)
+        self.teacher_probs = self._teacher_probs(model, tasks)
         self.setup_seconds = time.perf_counter() - started
 
         # the schedule: number of steps, evaluation interval, and which tasks the sampler draws
@@ -606,6 +610,27 @@ class Trainer:
                 n = len(model.tasks[name].labels)
                 given = mode if isinstance(mode, list) else None
                 task.class_weights = class_weights(labels, n, "none" if given else mode, given=given)
+
+    def _teacher_probs(self, model: MultiTaskModel, tasks: dict[str, _Task]) -> dict[str, list[torch.Tensor]]:
+        """The distilled tasks' teacher distributions, one entry per training feature (computed once)."""
+        cache = {}
+        for name, teacher in self.config.distillation.teachers.items():
+            started = time.perf_counter()
+            task = tasks[name]
+            cache[name] = teacher_cache(
+                teacher,
+                model,
+                name,
+                task.splits.train,
+                task.train_features,
+                self.config.training.max_length,
+                self.config.evaluation.batch_size,
+            )
+            self.out.print(
+                f"task {name!r}: teacher {teacher} read its {len(cache[name])} training examples "
+                f"in {time.perf_counter() - started:.1f} s"
+            )
+        return cache
 
     def _monitor_value(self, results: dict[str, dict]) -> float:
         monitor = self.config.evaluation.monitor

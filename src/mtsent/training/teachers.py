@@ -1,0 +1,93 @@
+"""Knowledge distillation from single-task teachers with teacher annealing (Clark et al., ACL 2019, "BAM!
+Born-Again Multi-Task Networks").
+
+Each distilled task has a teacher: an ordinary mtsent model directory trained on that task alone
+(`distillation.teachers` in the training config). The student's loss target is gold_weight x gold +
+(1 - gold_weight) x teacher, with gold_weight rising linearly from 0 at the first step to 1 at the last, so
+the multi-task student first imitates its teachers and ends on the gold labels. The loss is the task type's
+(`TaskType.distillation_loss`); this module only computes what the teachers say.
+
+Teacher outputs are computed once, before training, and cached per training example (keyed by its index in
+the task's train features): one teacher pass over each train set, about the cost of one epoch of inference,
+instead of a teacher forward pass on every training step of every epoch (and no teacher kept in memory
+while the student trains). Only the rows the loss reads are kept (a sentence's class distribution, a
+labelled sub-word's tag distribution), in float16: for CoNLL-2003's 14k sentences, about 200k rows x 9 tags
+x 2 bytes, a few MB. float16 rather than bfloat16 because probabilities lie in [0, 1], where float16's
+10-bit mantissa is the more precise; values below its range become 0, which a cross-entropy target ignores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mtsent.model import MultiTaskModel
+from mtsent.training.evaluation import task_outputs
+
+__all__ = ["gold_weight", "teacher_cache"]
+
+
+def gold_weight(step: int, total_steps: int) -> float:
+    """Teacher annealing: the weight of the gold label at optimizer step `step` (0-based), 0 first, 1 last."""
+    return min(1.0, step / max(total_steps - 1, 1))
+
+
+def _teacher_task(teacher: MultiTaskModel, task: str, where: str) -> str:
+    """The teacher's head for `task`: the one of the same name, else its only one."""
+    if task in teacher.tasks:
+        return task
+    if len(teacher.tasks) == 1:
+        return next(iter(teacher.tasks))
+    raise ValueError(
+        f"distillation.teachers.{task}: {where} has no task {task!r} and more than one head "
+        f"({', '.join(teacher.tasks) or 'none'}); give a single-task model or one with a {task!r} head"
+    )
+
+
+def teacher_cache(
+    teacher_dir: str | Path,
+    model: MultiTaskModel,
+    task: str,
+    examples: Sequence[Any],
+    features: list[dict[str, Any]],
+    max_length: int,
+    batch_size: int = 128,
+) -> list[Tensor]:
+    """The teacher's distributions for each training feature of `task` (float16, on the CPU), as the student's
+    task type lays them out (`TaskType.teacher_targets`).
+
+    The teacher must be of the same task type with the same labels (in any order); otherwise a ValueError names
+    the task and the labels that differ.
+    """
+    where = str(teacher_dir)
+    teacher = MultiTaskModel.from_pretrained(teacher_dir, device=model.device)
+    name = _teacher_task(teacher, task, where)
+    student_type, teacher_type = model.task_types[task], teacher.task_types[name]
+    if not student_type.distillable:
+        raise ValueError(f"distillation.teachers.{task}: a {student_type.name} task cannot be distilled")
+    if teacher_type.name != student_type.name:
+        raise ValueError(
+            f"distillation.teachers.{task}: {where} task {name!r} is a {teacher_type.name} task, "
+            f"the student's {task!r} is a {student_type.name} task"
+        )
+    student_labels, teacher_labels = student_type.labels, teacher_type.labels
+    if set(student_labels) != set(teacher_labels):
+        raise ValueError(
+            f"distillation.teachers.{task}: the labels of {where} task {name!r} differ from the student's: "
+            f"only the teacher has {sorted(set(teacher_labels) - set(student_labels))}, "
+            f"only the student has {sorted(set(student_labels) - set(teacher_labels))}"
+        )
+    order = torch.tensor([teacher_labels.index(label) for label in student_labels])
+    teacher_features, _ = teacher_type.tokenize(teacher.encoder.tokenizer, examples, max_length)
+
+    def rows(logits: Tensor) -> list[Tensor]:
+        return list(logits.float().index_select(-1, order.to(logits.device)).cpu())
+
+    logits = task_outputs(teacher, name, teacher_features, rows, batch_size, precision="fp32")
+    trimmed = [row[: len(f["input_ids"])] if row.dim() > 1 else row for row, f in zip(logits, teacher_features)]
+    targets = student_type.teacher_targets(features, teacher_features, trimmed)
+    return [t.to(torch.float16) for t in targets]

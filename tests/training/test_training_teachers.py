@@ -1,0 +1,110 @@
+"""Distillation from single-task teachers with teacher annealing: the target moves from teacher to gold."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mtsent.batching import IGNORE_INDEX
+from mtsent.model import MultiTaskModel
+from mtsent.tasks.classification import ClassificationType
+from mtsent.training.teachers import gold_weight
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory, tiny_backbone, tiny_data):
+    """Single-task teachers (a few steps each, saved as ordinary model directories): sentiment and ner."""
+    from conftest import base_config, quiet_console
+
+    from mtsent.training import Trainer
+
+    root = tmp_path_factory.mktemp("teachers")
+    dirs = {}
+    for task in ("sentiment", "ner"):
+        config = base_config(tiny_backbone, tiny_data, root / task, (task,))
+        config["training"]["max_steps"] = 4
+        Trainer(config, show_progress=False, console=quiet_console()[0]).fit()
+        dirs[task] = root / task / "best"
+    return dirs
+
+
+def test_gold_weight_rises_linearly_from_zero_to_one():
+    assert [gold_weight(s, 5) for s in range(5)] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert gold_weight(0, 1) == 0.0 and gold_weight(3, 1) == 1.0
+
+
+def test_targets_start_at_the_teacher_and_end_at_gold(make_config, train, teachers, monkeypatch):
+    """Every batch's target, recorded: at step 0 it is the teacher's softmax of that very batch (recomputed here
+    from the saved teacher), at the last step the one-hot gold labels."""
+    calls: list[dict] = []
+    real = ClassificationType.distillation_target
+
+    def spy(self, labels, teacher_probs, weight):
+        target = real(self, labels, teacher_probs, weight)
+        calls.append({"task": self.config.name, "labels": labels.cpu(), "weight": weight, "target": target.cpu()})
+        return target
+
+    monkeypatch.setattr(ClassificationType, "distillation_target", spy)
+    seen_batches: list[dict] = []
+    from mtsent.training import losses
+
+    real_forward = losses.TrainingObjective.forward
+
+    def forward(self, batch, task, weight=1.0):
+        seen_batches.append({"task": task, **{k: v.cpu() for k, v in batch.items()}})
+        return real_forward(self, batch, task, weight)
+
+    monkeypatch.setattr(losses.TrainingObjective, "forward", forward)
+    config = make_config(
+        tasks=("sentiment", "ner"),
+        training={"max_steps": 6},
+        distillation={"teachers": {name: str(path) for name, path in teachers.items()}},
+    )
+    _, summary, text = train(config)
+    assert summary["steps"] == 6 and "teacher" in text
+    assert len(calls) == len(seen_batches) == 6  # round robin: sentiment, ner, sentiment, ...
+    assert [c["weight"] for c in calls] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+    # steps 0 (sentiment) and 1 (ner): the teachers' own distributions of those very batches (recomputed from
+    # the saved teachers; same tokenizer, so the same labelled positions), mixed with gold at weights 0 and 0.2
+    for step in (0, 1):
+        call, batch = calls[step], seen_batches[step]
+        teacher = MultiTaskModel.from_pretrained(teachers[call["task"]], device="cpu").eval()
+        with torch.no_grad():
+            logits = teacher(batch["input_ids"], batch["attention_mask"]).logits[call["task"]]
+        labelled = batch["labels"] != IGNORE_INDEX
+        soft = torch.softmax(logits[labelled], dim=-1)
+        gold = torch.nn.functional.one_hot(batch["labels"][labelled], soft.size(-1)).float()
+        expected = call["weight"] * gold + (1 - call["weight"]) * soft
+        torch.testing.assert_close(call["target"], expected, atol=2e-3, rtol=0)  # the cache is float16
+        assert (call["target"].max(dim=-1).values < 0.99).any()  # soft targets, not the gold one-hot
+    # the last step: exactly the gold labels
+    last = calls[-1]
+    gold = last["labels"][last["labels"] != IGNORE_INDEX]
+    torch.testing.assert_close(last["target"], torch.nn.functional.one_hot(gold, last["target"].size(-1)).float())
+
+
+def test_a_teacher_with_other_labels_is_a_clear_error(make_config, train, teachers):
+    """The ner teacher has PER/LOC tags; a sentiment student cannot learn from it."""
+    config = make_config(tasks=("sentiment",), distillation={"teachers": {"sentiment": str(teachers["ner"])}})
+    with pytest.raises(ValueError, match=r"distillation\.teachers\.sentiment: .* is a token_classification task"):
+        train(config)
+    from mtsent.training.teachers import teacher_cache
+
+    teacher = MultiTaskModel.from_pretrained(teachers["ner"])
+    student = MultiTaskModel(
+        teacher.encoder, [{"name": "ner", "type": "token_classification", "labels": ["O", "B-ORG", "I-ORG"]}]
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"distillation\.teachers\.ner: the labels of .* task 'ner' differ from the student's: only the "
+        r"teacher has \['B-LOC', 'B-PER', 'I-LOC', 'I-PER'\], only the student has \['B-ORG', 'I-ORG'\]",
+    ):
+        teacher_cache(teachers["ner"], student, "ner", [], [], 32)
+
+
+def test_distillation_config_checks_task_names(make_config):
+    from mtsent.training.config import load_config
+
+    with pytest.raises(ValueError, match=r"distillation\.teachers names unknown task 'pos'"):
+        load_config(None, None, **make_config(distillation={"teachers": {"pos": "x"}}))
