@@ -30,15 +30,31 @@ def token_task(model: MultiTaskModel, task: str | None) -> str:
     return tokens[0]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def ner_benchmark_args(doc: str, output: str) -> tuple[argparse.Namespace, MultiTaskModel, str]:
+    """The command line both NER benchmarks share (MODEL_DIR, --file, --task, --output), the model and its task."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a trained mtsent model directory with a token (NER) head")
     parser.add_argument("--file", type=Path, default=DATA / "conll2003" / "dev.txt")
     parser.add_argument("--task", default=None, help="default: the model's only token task")
-    parser.add_argument("--output", type=Path, default=RESULTS / "ner_decoding.json")
+    parser.add_argument("--output", type=Path, default=RESULTS / output)
     args = parser.parse_args()
     model = MultiTaskModel.from_pretrained(args.model, device="cpu")
-    task = token_task(model, args.task)
+    return args, model, token_task(model, args.task)
+
+
+def write_record(script: str, args: argparse.Namespace, record: dict) -> None:
+    """Add the command, machine and date to a benchmark's record and write it to --output."""
+    record |= {
+        "command": f"python benchmarks/{script} {args.model}",
+        "machine": machine(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_report(args.output, record)
+    print(f"wrote {args.output}")
+
+
+def main() -> None:
+    args, model, task = ner_benchmark_args(__doc__, "ner_decoding.json")
     rows = {}
     for decoding in ("argmax", "viterbi"):
         model.set_decoding(task, decoding)
@@ -60,12 +76,8 @@ def main() -> None:
         "sentences": metrics["n"],
         "decodings": rows,
         "f1_gain_viterbi_x100": round(100 * (rows["viterbi"]["f1"] - rows["argmax"]["f1"]), 2),
-        "command": f"python benchmarks/ner_decoding.py {args.model}",
-        "machine": machine(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    write_report(args.output, record)
-    print(f"wrote {args.output}")
+    write_record("ner_decoding.py", args, record)
 
 
 if __name__ == "__main__":

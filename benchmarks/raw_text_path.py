@@ -12,17 +12,10 @@ seqeval. The record also counts the sentences whose raw text `split_words` cuts 
 
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
-
-from corpora import DATA
-from ner_decoding import token_task
-from records import RESULTS, machine, write_report
+from ner_decoding import ner_benchmark_args, write_record
 
 from mtsent.data.readers import read_conll
 from mtsent.metrics import token_metrics
-from mtsent.model import MultiTaskModel
 from mtsent.spans import split_words
 from mtsent.training.evaluation import evaluate_file
 
@@ -50,16 +43,9 @@ def tags_from_entities(offsets: list[tuple[int, int]], entities: list) -> list[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a trained mtsent model directory with a token (NER) head")
-    parser.add_argument("--file", type=Path, default=DATA / "conll2003" / "dev.txt")
-    parser.add_argument("--task", default=None, help="default: the model's only token task")
-    parser.add_argument("--output", type=Path, default=RESULTS / "raw_text_path.json")
-    args = parser.parse_args()
     from sacremoses import MosesDetokenizer
 
-    model = MultiTaskModel.from_pretrained(args.model, device="cpu")
-    task = token_task(model, args.task)
+    args, model, task = ner_benchmark_args(__doc__, "raw_text_path.json")
     examples = read_conll(args.file)
     word_level = evaluate_file(model, task, args.file)
 
@@ -93,12 +79,8 @@ def main() -> None:
         "paths": rows,
         "f1_gap_x100": round(100 * (rows["word_level"]["f1"] - rows["raw_text"]["f1"]), 2),
         "decoding": model.tasks[task].decoding,
-        "command": f"python benchmarks/raw_text_path.py {args.model}",
-        "machine": machine(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    write_report(args.output, record)
-    print(f"wrote {args.output}")
+    write_record("raw_text_path.py", args, record)
 
 
 if __name__ == "__main__":
