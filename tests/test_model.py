@@ -316,13 +316,12 @@ def test_word_windows_property(counts, budget, overlap_fraction):
 def test_viterbi_decoding_is_the_same_in_predict_and_evaluation_and_is_saved(encoder, tmp_path):
     """A random NER head: argmax tags break the BIO rule somewhere, Viterbi never does, and predict and
     evaluate_task read the same tags; the decoding is part of the saved head config."""
-    from conftest import NER_LABELS
-
     from mtsent.data.examples import TokenExample
     from mtsent.training.evaluation import evaluate_task, tokenize_task
 
     torch.manual_seed(3)
-    model = MultiTaskModel(encoder, [{"name": "ner", "type": "token_classification", "labels": NER_LABELS}])
+    labels = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+    model = MultiTaskModel(encoder, [{"name": "ner", "type": "token_classification", "labels": labels}])
     torch.nn.init.normal_(model.heads["ner"].net[-1].weight, std=2.0)  # confident, mostly wrong: many I- tags
     sentences = [
         "Angela Merkel met Emmanuel Macron in Paris on Tuesday .",

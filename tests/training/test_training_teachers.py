@@ -11,20 +11,13 @@ from mtsent.tasks.classification import ClassificationType
 from mtsent.training.teachers import gold_weight
 
 
-@pytest.fixture(scope="module")
-def teachers(tmp_path_factory, tiny_backbone, tiny_data):
+@pytest.fixture
+def teachers(make_config, train, tmp_path):
     """Single-task teachers (a few steps each, saved as ordinary model directories): sentiment and ner."""
-    from conftest import base_config, quiet_console
-
-    from mtsent.training import Trainer
-
-    root = tmp_path_factory.mktemp("teachers")
     dirs = {}
     for task in ("sentiment", "ner"):
-        config = base_config(tiny_backbone, tiny_data, root / task, (task,))
-        config["training"]["max_steps"] = 4
-        Trainer(config, show_progress=False, console=quiet_console()[0]).fit()
-        dirs[task] = root / task / "best"
+        train(make_config(run_dir=tmp_path / "teachers" / task, tasks=(task,), training={"max_steps": 4}))
+        dirs[task] = tmp_path / "teachers" / task / "best"
     return dirs
 
 
