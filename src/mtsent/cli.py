@@ -131,6 +131,9 @@ DecodingOpt = typer.Option(
 FileOpt = typer.Option(None, "--file", "-f", help="Read one sentence per line from this file ('-' = stdin).")
 
 # ---------------------------------------------------------------- dataset jobs (mtsent.corpus): --input, --output DIR
+PrecisionOpt = typer.Option(
+    "auto", help="auto (bf16 on bf16 hardware, else fp32), fp32 (the reference), bf16 or int8."
+)
 InputOpt = typer.Option(
     None, "--input", "-i", help="Dataset: Parquet/JSONL/CSV/text file, directory or glob; --output is then a directory."
 )
@@ -177,7 +180,7 @@ def encode(
     chunk_size: int = typer.Option(10_000, min=1, help="Lines read, encoded and written at a time from a file."),
     normalize: bool = typer.Option(True, help="L2-normalise the embeddings."),
     pooling: str | None = typer.Option(None, help="Pooling for a raw backbone: mean, cls, max or attention."),
-    precision: str = typer.Option("auto", help="auto (bf16 on bf16 hardware, else fp32), fp32 (exact), bf16 or int8."),
+    precision: str = PrecisionOpt,
     input: str | None = InputOpt,
     text_column: str = TextColumnOpt,
     keep_columns: str | None = KeepColumnsOpt,
@@ -261,7 +264,7 @@ def predict(
     text_column: str = TextColumnOpt,
     keep_columns: str | None = KeepColumnsOpt,
     chunk_size: int = typer.Option(10_000, min=1, help="Dataset rows read and predicted at a time."),
-    precision: str = typer.Option("auto", help="auto (bf16 on bf16 hardware, else fp32), fp32 (exact), bf16 or int8."),
+    precision: str = PrecisionOpt,
     engine: str | None = EngineOpt,
     on_error: str = OnErrorOpt,
     threads: int | None = ThreadsOpt,
@@ -487,7 +490,7 @@ def evaluate(
         None, "--data-dir", help="Where a relative --file is looked for after the working directory."
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the metrics as JSON."),
-    precision: str = typer.Option("fp32", help="fp32 (exact), bf16, int8 or auto."),
+    precision: str = typer.Option("fp32", help="fp32 (the reference), bf16, int8 or auto."),
     update_card: bool = typer.Option(False, "--update-card", help="Record the result in the model's README.md card."),
     decoding: str | None = DecodingOpt,
 ) -> None:
