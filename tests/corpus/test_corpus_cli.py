@@ -17,35 +17,13 @@ def run(*args):
 
 def test_encode_and_predict_a_dataset(tiny_encoder_dir, tiny_tagger_dir, tmp_path):
     write_dataset(tmp_path / "in", rows=5)
-    done = run(
-        "encode",
-        "--input",
-        tmp_path / "in",
-        "--output",
-        tmp_path / "emb",
-        "-m",
-        tiny_encoder_dir,
-        "--keep-columns",
-        "text",
-        "--chunk-size",
-        "3",
-    )
+    encode = ["encode", "--input", tmp_path / "in", "--output", tmp_path / "emb", "-m", tiny_encoder_dir]
+    encode += ["--keep-columns", "text", "--chunk-size", "3"]
+    done = run(*encode)
     assert done.exit_code == 0, done.output
     assert "wrote 20 rows from 4 file(s)" in done.output
     assert pq.read_table(tmp_path / "emb").num_rows == 20
-    again = run(
-        "encode",
-        "--input",
-        tmp_path / "in",
-        "--output",
-        tmp_path / "emb",
-        "-m",
-        tiny_encoder_dir,
-        "--keep-columns",
-        "text",
-        "--chunk-size",
-        "3",
-    )
+    again = run(*encode)  # the same job again: every file is already complete
     assert "4 input file(s) already done" in again.output
     done = run(
         "predict",
