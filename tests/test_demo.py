@@ -76,7 +76,10 @@ def test_run_demo_end_to_end(tiny_demo, tmp_path, capsys):
     best = demo.run_demo(out, 3, console)
     assert best == out / "best"
     printed = capsys.readouterr().out
-    assert "Train one encoder with three heads" in printed and "cosine similarity" in printed
+    assert "The shipped model" in printed and "cosine similarity" in printed
+    assert "train one encoder with three heads" in printed
+    assert "Tim Cook" not in printed  # the example sentences, not the test's
+    assert "Falcon Robotics" in printed
     summary = yaml.safe_load((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["steps"] == 3 and set(summary["best"]["main"]) == {"topic", "sentiment", "ner"}
 

@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("mtsent._lazy", "mtsent.config", "mtsent.inputs", "mtsent.data.errors", "mtsent.data.examples"),
     (
         "mtsent.pooling",
+        "mtsent.adapters",
         "mtsent.heads",
         "mtsent.precision",
         "mtsent.checkpoint",

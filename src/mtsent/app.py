@@ -23,7 +23,8 @@ import streamlit as st
 import torch
 from matplotlib.figure import Figure
 
-from mtsent.checkpoint import is_mtsent_dir
+from mtsent.checkpoint import DEFAULT_MODEL_DIR, is_mtsent_dir
+from mtsent.config import DEFAULT_MODEL
 from mtsent.encoder import SentenceEncoder
 from mtsent.model import MultiTaskModel, SentencePrediction, TokenPrediction
 from mtsent.spans import EntitySpan, parse_tag
@@ -33,6 +34,7 @@ from mtsent.spans import EntitySpan, parse_tag
 torch.classes.__path__ = []
 
 PACKAGED_LABEL = "packaged encoder (all-MiniLM-L6-v2, no task heads)"
+SHIPPED_LABEL = "shipped model (entities, sentiment, topic, similarity)"
 POOLINGS: tuple[str, ...] = ("mean", "cls", "max")
 MAX_SENTENCES = 20  # the similarity heatmap stops being readable beyond this
 MAX_CHARS = 5000
@@ -126,10 +128,13 @@ def find_checkpoints(runs_dir: str | Path, max_depth: int = 4) -> list[Path]:
 
 
 def model_choices(given: str | None, checkpoints: Sequence[Path]) -> dict[str, str | None]:
-    """Sidebar label -> model path (None = packaged encoder): the given model first, then the default, then runs."""
+    """Sidebar label -> model path (None = packaged encoder): the given model first, then the shipped 3-task
+    model, the packaged encoder, and the checkpoints under the runs directory."""
     choices: dict[str, str | None] = {}
-    if given:
+    if given and given != DEFAULT_MODEL:
         choices[f"{given} (--model)"] = given
+    if is_mtsent_dir(DEFAULT_MODEL_DIR):
+        choices[SHIPPED_LABEL] = str(DEFAULT_MODEL_DIR)
     choices[PACKAGED_LABEL] = None
     given_resolved = Path(given).resolve() if given else None
     for ckpt in checkpoints:

@@ -29,6 +29,7 @@ __all__ = [
     "ModelKind",
     "atomic_directory",
     "default_backbone_path",
+    "default_model_path",
     "is_mtsent_dir",
     "load_weights",
     "locate_model",
@@ -112,20 +113,49 @@ def is_mtsent_dir(path: str | Path) -> bool:
 
 
 def load_weights(
-    module: torch.nn.Module, tensors: dict[str, torch.Tensor], where: Path, device: str | torch.device | None
+    module: torch.nn.Module,
+    tensors: dict[str, torch.Tensor],
+    where: Path,
+    device: str | torch.device | None,
+    from_base: set[str] = frozenset(),
 ) -> torch.nn.Module:
-    """Load a directory's tensors into a freshly built module (strictly), move it to `device` (default: the
-    GPU when there is one) and switch it to eval mode."""
+    """Load a directory's tensors into a freshly built module, move it to `device` (default: the GPU when there
+    is one) and switch it to eval mode.
+
+    Strict: every tensor must fit and every parameter must be given, except the `from_base` keys (a frozen
+    pre-trained backbone under an adapter, already loaded from it), which the directory does not hold."""
     try:
-        module.load_state_dict(tensors, strict=True)
+        missing, unexpected = module.load_state_dict(tensors, strict=False)
     except RuntimeError as exc:
         raise ValueError(f"{where}: {WEIGHTS_NAME} does not match {CONFIG_NAME}: {exc}") from exc
+    missing = [k for k in missing if k not in from_base]
+    if missing or unexpected:
+        problems = [
+            f"missing: {', '.join(missing[:5])}" if missing else "",
+            f"unexpected: {', '.join(unexpected[:5])}" if unexpected else "",
+        ]
+        raise ValueError(
+            f"{where}: {WEIGHTS_NAME} does not match {CONFIG_NAME} ({'; '.join(p for p in problems if p)})"
+        )
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return module.to(device).eval()
 
 
 ModelKind = Literal["mtsent", "transformers", "hub"]
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "resources" / "model"
+
+
+def default_model_path() -> Path:
+    """Directory of the shipped 3-task model (a LoRA adapter and heads on the packaged backbone): what
+    `MultiTaskModel.from_pretrained("default")`, `mtsent predict` without -m, the service and the app load."""
+    if not is_mtsent_dir(DEFAULT_MODEL_DIR):
+        raise FileNotFoundError(
+            f"the shipped default model is missing from {DEFAULT_MODEL_DIR}: reinstall mtsent, or build it with "
+            "`python scripts/build_default_model.py`"
+        )
+    return DEFAULT_MODEL_DIR
 
 
 def default_backbone_path() -> Path:

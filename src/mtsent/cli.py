@@ -131,9 +131,7 @@ DecodingOpt = typer.Option(
 FileOpt = typer.Option(None, "--file", "-f", help="Read one sentence per line from this file ('-' = stdin).")
 
 # ---------------------------------------------------------------- dataset jobs (mtsent.corpus): --input, --output DIR
-PrecisionOpt = typer.Option(
-    "auto", help="auto (bf16 on bf16 hardware, else fp32), fp32 (the reference), bf16 or int8."
-)
+PrecisionOpt = typer.Option("auto", help="auto (bf16 on bf16 hardware, else fp32), fp32 (the reference), bf16 or int8.")
 InputOpt = typer.Option(
     None, "--input", "-i", help="Dataset: Parquet/JSONL/CSV/text file, directory or glob; --output is then a directory."
 )
@@ -252,7 +250,9 @@ def similarity(
 @app.command()
 def predict(
     texts: list[str] | None = typer.Argument(None, help="Texts to analyse."),
-    model: str = typer.Option(..., "--model", "-m", help="A trained mtsent model directory."),
+    model: str = typer.Option(
+        "default", "--model", "-m", help="An mtsent model directory (default: the shipped 3-task model)."
+    ),
     file: Path | None = FileOpt,
     tasks: str | None = typer.Option(None, help="Comma-separated task names (default: all)."),
     output: Path | None = typer.Option(
@@ -356,7 +356,7 @@ HostOpt = typer.Option("127.0.0.1", help="Interface to listen on (loopback; 0.0.
 
 @app.command()
 def serve(
-    model: str | None = typer.Option(None, "--model", "-m", help="Model directory (default: packaged encoder)."),
+    model: str = typer.Option("default", "--model", "-m", help="Model directory (default: the shipped 3-task model)."),
     host: str = HostOpt,
     port: int = typer.Option(8000, min=1, max=65535),
     precision: Literal["fp32", "bf16", "auto"] = typer.Option(
@@ -416,7 +416,9 @@ def serve(
 
 @app.command()
 def ui(
-    model: str | None = typer.Option(None, "--model", "-m", help="Model to open first (mtsent or backbone dir)."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model to open first (default: the shipped 3-task model)."
+    ),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Offer every checkpoint found under this dir."),
     host: str = HostOpt,
     port: int | None = typer.Option(None, help="Port (default: Streamlit's, 8501)."),
@@ -598,7 +600,7 @@ def demo(
     output: Path = typer.Option(Path("runs/demo"), "--output", "-o", help="Where the demo model is written."),
     steps: int = typer.Option(400, min=1, help="Training steps on the built-in examples."),
 ) -> None:
-    """Train a 3-task model briefly on built-in examples, then embed, compare and predict."""
+    """Show the shipped 3-task model on example sentences, then fine-tune three heads on built-in examples."""
     from mtsent.demo import run_demo
 
     with user_errors():

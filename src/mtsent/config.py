@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "DEFAULT_BACKBONE",
+    "DEFAULT_MODEL",
     "POOLING_MODES",
+    "AdapterConfig",
     "Decoding",
     "EncoderConfig",
     "HeadConfig",
@@ -27,6 +29,8 @@ __all__ = [
 ]
 
 DEFAULT_BACKBONE = "default"
+DEFAULT_MODEL = "default"
+"""As a backbone, 'default' is the packaged all-MiniLM-L6-v2; as a model to load, the shipped 3-task model."""
 PoolingMode = Literal["mean", "cls", "max", "attention"]
 Decoding = Literal["argmax", "viterbi"]
 POOLING_MODES: tuple[str, ...] = get_args(PoolingMode)
@@ -71,6 +75,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class AdapterConfig(_Strict):
+    """A LoRA adapter on the backbone (mtsent.adapters): the backbone stays frozen and only low-rank updates of
+    its linear layers train (W + B A * alpha / r), so a saved model holds only what differs from the backbone."""
+
+    type: Literal["lora"] = "lora"
+    r: int = Field(16, gt=0, description="rank of the low-rank update")
+    alpha: float = Field(32.0, gt=0, description="scale: the update is multiplied by alpha / r")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout on the adapter's input")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="'all-linear' or the names of the linear layers to adapt (e.g. [query, value])"
+    )
+    train_biases: bool = Field(True, description="also train (and save) every bias of the backbone")
+    base_sha256: str | None = Field(
+        None, description="fingerprint of the backbone weights the adapter was trained on (written when saving)"
+    )
+
+
 class EncoderConfig(_Strict):
     """The shared encoder: which backbone, how tokens become one vector, and its post-processing."""
 
@@ -82,6 +103,7 @@ class EncoderConfig(_Strict):
     projection_dropout: float = Field(0.1, ge=0.0, lt=1.0)
     normalize: bool = Field(True, description="L2-normalise sentence embeddings returned by encode()")
     max_length: int | None = Field(None, gt=2, description="sub-words per input; None = backbone's own limit")
+    adapter: AdapterConfig | None = Field(None, description="train a LoRA adapter instead of the whole backbone")
 
     @field_validator("pooling", mode="before")
     @classmethod

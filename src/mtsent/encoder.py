@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows, token_budget_batches
 from mtsent.checkpoint import default_backbone_path, load_weights, locate_model, read_model_dir, write_model_dir
-from mtsent.config import DEFAULT_BACKBONE, EncoderConfig, ModelConfig, PoolingMode
+from mtsent.config import DEFAULT_BACKBONE, AdapterConfig, EncoderConfig, ModelConfig, PoolingMode
 from mtsent.inputs import check_sentences, one_or_many
 from mtsent.pooling import Pooling
 from mtsent.precision import eval_mode, inference_copy, precision_context
@@ -194,17 +194,28 @@ class SentenceEncoder(nn.Module):
         `tokenizer_dir` (the model directory)."""
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        backbone_cfg = dict(config.backbone_config)
-        model_type = backbone_cfg.pop("model_type", None)
-        if not model_type:
-            raise ValueError(f"{Path(tokenizer_dir) / 'config.json'}: backbone_config has no model_type")
-        backbone = AutoModel.from_config(AutoConfig.for_model(model_type, **backbone_cfg))
-        _drop_pooler(backbone)
+        adapter = config.encoder.adapter
+        if adapter is not None:  # the directory holds only the adapter: the weights under it are the backbone's
+            backbone = load_backbone(config.encoder.backbone)[0]
+        else:
+            backbone_cfg = dict(config.backbone_config)
+            model_type = backbone_cfg.pop("model_type", None)
+            if not model_type:
+                raise ValueError(f"{Path(tokenizer_dir) / 'config.json'}: backbone_config has no model_type")
+            backbone = AutoModel.from_config(AutoConfig.for_model(model_type, **backbone_cfg))
+            _drop_pooler(backbone)
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ValueError(f"{tokenizer_dir}: the tokenizer files are missing or broken: {exc}") from exc
-        return cls.from_parts(config.encoder, backbone, tokenizer, device)
+        encoder_config = config.encoder.model_copy(update={"adapter": None})
+        encoder = cls.from_parts(encoder_config, backbone, tokenizer, device)
+        if adapter is not None:
+            try:
+                encoder.attach_adapter(adapter)
+            except ValueError as exc:
+                raise ValueError(f"{tokenizer_dir}: {exc} (backbone {config.encoder.backbone!r})") from None
+        return encoder
 
     # ---------------------------------------------------------------- properties
     @property
@@ -357,23 +368,64 @@ class SentenceEncoder(nn.Module):
         eb = ea if b is None else self.encode(b, normalize=True, **encode_kwargs)
         return ea @ eb.T
 
+    # ---------------------------------------------------------------- adapters
+    def attach_adapter(self, config: AdapterConfig) -> None:
+        """Train a LoRA adapter from now on instead of the backbone (mtsent.adapters); saved models then hold
+        only the adapter, the pooling/projection layers and the heads."""
+        from mtsent.adapters import attach_adapter, base_fingerprint
+
+        if self.config.adapter is not None:
+            raise ValueError("this encoder already has an adapter")
+        fingerprint = base_fingerprint(self.backbone, config)
+        if config.base_sha256 is not None and config.base_sha256 != fingerprint:
+            raise ValueError(
+                "its adapter was trained on other weights than the backbone found here (base_sha256 differs): "
+                "install the backbone it was trained on"
+            )
+        self.backbone = attach_adapter(self.backbone, config).to(self.device)
+        self.config.adapter = config.model_copy(update={"base_sha256": fingerprint})
+
+    def merge_adapter(self) -> None:
+        """Fold the adapter into the backbone's weights: same outputs, a plain backbone (no-op without one)."""
+        from mtsent.adapters import merge_adapter
+
+        if self.config.adapter is not None:
+            self.backbone = merge_adapter(self.backbone)
+            self.config.adapter = None
+
+    def frozen_base_keys(self) -> set[str]:
+        """State-dict keys that an adapter leaves as the pre-trained backbone's: not saved, read from it at load."""
+        from mtsent.adapters import is_adapter_parameter
+
+        if self.config.adapter is None:
+            return set()
+        return {f"backbone.{k}" for k in self.backbone.state_dict() if not is_adapter_parameter(k, self.config.adapter)}
+
     # ---------------------------------------------------------------- persistence
     def save_pretrained(self, path: str | Path) -> Path:
         """Save as an mtsent model directory with no task heads (loadable by both model classes)."""
         config = ModelConfig(encoder=self.config, backbone_config=self.backbone.config.to_dict())
-        state = {ENCODER_PREFIX + k: v for k, v in self.state_dict().items()}
+        frozen = self.frozen_base_keys()
+        state = {ENCODER_PREFIX + k: v for k, v in self.state_dict().items() if k not in frozen}
         return write_model_dir(path, config, state, self.tokenizer.save_pretrained)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> SentenceEncoder:
-        """Load the encoder of an mtsent directory (heads are ignored), or build one from a backbone name."""
+    def from_pretrained(
+        cls, path: str | Path, device: str | torch.device | None = None, merge_adapter: bool = True
+    ) -> SentenceEncoder:
+        """Load the encoder of an mtsent directory (heads are ignored), or build one from a backbone name.
+
+        An adapter is merged into the weights unless `merge_adapter=False` (to go on training it)."""
         kind, where = locate_model(path)
         if kind != "mtsent":
             return cls(str(path), device=device)
         config, tensors = read_model_dir(where)
         encoder = cls.from_config(config, where, device="cpu")
         state = {k[len(ENCODER_PREFIX) :]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
-        return load_weights(encoder, state, where, device)
+        encoder = load_weights(encoder, state, where, device, from_base=encoder.frozen_base_keys())
+        if merge_adapter:
+            encoder.merge_adapter()
+        return encoder
 
     def extra_repr(self) -> str:
         c = self.config

@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from torch import Tensor, nn
 
 from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows, token_budget_batches
-from mtsent.checkpoint import load_weights, locate_model, read_model_dir, write_model_dir
-from mtsent.config import HeadConfig, ModelConfig
-from mtsent.encoder import LongTexts, SentenceEncoder
+from mtsent.checkpoint import default_model_path, load_weights, locate_model, read_model_dir, write_model_dir
+from mtsent.config import DEFAULT_MODEL, HeadConfig, ModelConfig
+from mtsent.encoder import ENCODER_PREFIX, LongTexts, SentenceEncoder
 from mtsent.inputs import check_sentences, one_or_many
 from mtsent.precision import eval_mode, inference_copy, precision_context
 from mtsent.spans import split_words
@@ -66,6 +66,8 @@ class MultiTaskModel(nn.Module):
             max_length=e.max_length,
             device=device,
         )
+        if e.adapter is not None:
+            encoder.attach_adapter(e.adapter)
         return cls(encoder, config.tasks)
 
     def add_task(self, task: HeadConfig | dict) -> None:
@@ -224,19 +226,32 @@ class MultiTaskModel(nn.Module):
     # ---------------------------------------------------------------- persistence
     def save_pretrained(self, path: str | Path, write_extra: Callable[[Path], None] | None = None) -> Path:
         """Write config.json, model.safetensors and the tokenizer files (and `write_extra`'s), atomically."""
-        return write_model_dir(
-            path, self.config, self.state_dict(), self.encoder.tokenizer.save_pretrained, write_extra
-        )
+        frozen = {ENCODER_PREFIX + k for k in self.encoder.frozen_base_keys()}
+        state = {k: v for k, v in self.state_dict().items() if k not in frozen}
+        return write_model_dir(path, self.config, state, self.encoder.tokenizer.save_pretrained, write_extra)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> MultiTaskModel:
-        """Load an mtsent directory; a plain Hugging Face / sentence-transformers model gives an encoder only."""
+    def from_pretrained(
+        cls, path: str | Path = DEFAULT_MODEL, device: str | torch.device | None = None, merge_adapter: bool = True
+    ) -> MultiTaskModel:
+        """Load an mtsent directory; a plain Hugging Face / sentence-transformers model gives an encoder only.
+
+        'default' is the model that ships in the package: NER (CoNLL-2003 types), sentiment (SST-2), topic
+        (AG News) and similarity on one encoder. An adapter (mtsent.adapters) is merged into the weights unless
+        `merge_adapter=False` (to go on training it).
+        """
+        if str(path) == DEFAULT_MODEL:
+            path = default_model_path()
         kind, where = locate_model(path)
         if kind != "mtsent":
             return cls(SentenceEncoder.from_pretrained(path, device=device), [])
         config, tensors = read_model_dir(where)
         model = cls(SentenceEncoder.from_config(config, where, device="cpu"), config.tasks)
-        return load_weights(model, tensors, where, device)
+        frozen = {ENCODER_PREFIX + k for k in model.encoder.frozen_base_keys()}
+        model = load_weights(model, tensors, where, device, from_base=frozen)
+        if merge_adapter:
+            model.encoder.merge_adapter()
+        return model
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -183,6 +183,17 @@ def render_model_card(
         f"input) and {len(config.tasks)} task head(s).",
         "",
     ]
+    if e.adapter is not None:
+        targets = e.adapter.target_modules
+        targets = targets if isinstance(targets, str) else ", ".join(targets)
+        lines += [
+            f"The backbone was not fine-tuned itself: a LoRA adapter (rank {e.adapter.r}, alpha {e.adapter.alpha:g}, "
+            f"on {targets}"
+            f"{', biases trained' if e.adapter.train_biases else ''}) was. This directory holds only the adapter, the "
+            "pooling/projection layers and the heads; mtsent reads the backbone's weights from the backbone named "
+            "above (checked against a SHA-256 recorded here) and merges the adapter into them at load.",
+            "",
+        ]
     if fmt != "mtsent":
         lines += [f"This directory is the {fmt} export of the mtsent model `{source}`.", ""]
     lines += ["## Tasks", ""]

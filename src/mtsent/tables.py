@@ -22,12 +22,15 @@ def similarity_table(texts: Sequence[str], matrix) -> Table:
     return table
 
 
-def print_predictions(console: Console, texts: Sequence[str], results: Sequence[Mapping]) -> None:
-    """One table per text: each task's answer in one line (the prediction's own `summary()`)."""
+def print_predictions(
+    console: Console, texts: Sequence[str], results: Sequence[Mapping], min_score: float = 0.0
+) -> None:
+    """One table per text: each task's answer in one line (the prediction's own `summary(min_score)`: answers
+    less likely than `min_score` are marked uncertain or left out)."""
     for text, answer in zip(texts, results):
         table = Table(title=text, title_justify="left", show_header=True)
         table.add_column("task")
         table.add_column("prediction")
         for name, prediction in answer.items():
-            table.add_row(name, prediction.summary())
+            table.add_row(name, prediction.summary(min_score))
         console.print(table)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from mtsent.app import (
     PACKAGED_LABEL,
     PALETTE,
+    SHIPPED_LABEL,
     AppArgs,
     cosine_matrix,
     entity_types,
@@ -32,6 +33,7 @@ from mtsent.app import (
     type_colours,
     weights_stamp,
 )
+from mtsent.checkpoint import DEFAULT_MODEL_DIR
 from mtsent.model import SentencePrediction
 from mtsent.spans import EntitySpan
 
@@ -92,9 +94,11 @@ def test_model_choices_put_the_given_model_first_without_duplicates(tmp_path):
     ckpt = fake_checkpoint(tmp_path / "run" / "best")
     other = fake_checkpoint(tmp_path / "run2" / "best")
     choices = model_choices(str(ckpt), [ckpt, other])
-    assert list(choices) == [f"{ckpt} (--model)", PACKAGED_LABEL, str(other)]
+    assert list(choices) == [f"{ckpt} (--model)", SHIPPED_LABEL, PACKAGED_LABEL, str(other)]
     assert choices[PACKAGED_LABEL] is None
-    assert list(model_choices(None, [])) == [PACKAGED_LABEL]
+    assert choices[SHIPPED_LABEL] == str(DEFAULT_MODEL_DIR)
+    assert list(model_choices(None, [])) == [SHIPPED_LABEL, PACKAGED_LABEL]
+    assert list(model_choices("default", [])) == [SHIPPED_LABEL, PACKAGED_LABEL]
 
 
 # ------------------------------------------------------------------ input

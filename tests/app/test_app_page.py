@@ -11,7 +11,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mtsent.app import EXAMPLES, MAX_CHARS, MAX_SENTENCES, PACKAGED_LABEL
+from mtsent.app import EXAMPLES, MAX_CHARS, MAX_SENTENCES, PACKAGED_LABEL, SHIPPED_LABEL
 
 
 def html_of(at: AppTest) -> str:
@@ -148,7 +148,7 @@ def test_checkpoints_under_the_runs_dir_are_offered(make_app, tiny_model_dir, tm
     (runs / "exp1" / "best").symlink_to(tiny_model_dir, target_is_directory=True)
     at = make_app(runs_dir=runs).run()
     model = at.sidebar.selectbox(key="model")
-    assert model.value == PACKAGED_LABEL
+    assert model.value == SHIPPED_LABEL
     assert str(runs / "exp1" / "best") in model.options
     model.set_value(str(runs / "exp1" / "best")).run()
     at.text_area(key="text").input("Angela Merkel visited Paris.").run()
@@ -157,7 +157,9 @@ def test_checkpoints_under_the_runs_dir_are_offered(make_app, tiny_model_dir, tm
 
 
 def test_packaged_encoder_offers_pooling_and_embeddings_only(make_app):
-    at = with_text(make_app(), "A first sentence.\nA second one.")
+    at = make_app().run()
+    at.sidebar.selectbox(key="model").set_value(PACKAGED_LABEL)
+    at = with_text(at, "A first sentence.\nA second one.")
     assert_clean(at)
     assert at.sidebar.selectbox(key="model").value == PACKAGED_LABEL
     pooling = at.sidebar.selectbox(key="pooling")

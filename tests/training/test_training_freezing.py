@@ -176,3 +176,24 @@ def test_task_with_frozen_head_on_frozen_encoder_is_evaluated_not_sampled(make_c
     assert {r["task"] for r in rows if r["kind"] == "train"} == {"topic"}
     assert sum(r["batches"] for r in rows if r["kind"] == "train") == 4
     assert set(summary["best_metrics"]) == {"sentiment", "topic", "ner"}
+
+
+def test_an_adapter_trains_alone_in_the_backbone_and_saves_only_itself(make_config, train, tiny_backbone, weights_of):
+    from mtsent.encoder import load_backbone
+
+    config = make_config(model={"adapter": {"r": 2, "train_biases": False}}, training={"max_steps": 3})
+    trainer, _, log = train(config)
+    base = load_backbone(str(tiny_backbone))[0].state_dict()
+    state = trainer.model.state_dict()
+    for key, value in base.items():  # every pre-trained weight is bit-identical after training
+        wrapped = f"encoder.backbone.base_model.model.{key}"
+        wrapped = (
+            wrapped if wrapped in state else wrapped.rsplit(".", 1)[0] + ".base_layer." + wrapped.rsplit(".", 1)[1]
+        )
+        assert torch.equal(state[wrapped], value), key
+    trained = [k for k in state if "lora_B" in k]
+    assert trained and all(state[k].abs().sum() > 0 for k in trained)
+    saved = weights_of(trainer.run_dir / "best")
+    assert not any(k.startswith("encoder.backbone.") and "lora_" not in k for k in saved)
+    trainable, total = _trainable_line(log)
+    assert trainable == sum(p.numel() for p in trainer.model.parameters() if p.requires_grad) < total / 4

@@ -47,9 +47,10 @@ def _kill_after_last_saved(monkeypatch, at_call: int = 1) -> list[str]:
 
 @pytest.fixture
 def resume_config(make_config):
-    def make(output, loss_weighting: str = "static"):
+    def make(output, loss_weighting: str = "static", adapter: dict | None = None):
         return make_config(
             run_dir=output,
+            model={"adapter": adapter},
             training={"max_steps": N, "log_every": K, "loss_weighting": loss_weighting},
             evaluation={"every_steps": K},
             # dropout is on (heads and backbone): resuming must restore the torch RNG or the masks diverge
@@ -60,12 +61,14 @@ def resume_config(make_config):
     return make
 
 
-@pytest.mark.parametrize("weighting", ["static", "uncertainty"])
+@pytest.mark.parametrize(
+    ("weighting", "adapter"), [("static", None), ("uncertainty", None), ("static", {"r": 2, "dropout": 0.1})]
+)
 def test_resume_is_equivalent_to_an_uninterrupted_run(
-    weighting, resume_config, train, tmp_path, monkeypatch, weights_of
+    weighting, adapter, resume_config, train, tmp_path, monkeypatch, weights_of
 ):
-    a_cfg = resume_config(tmp_path / "a", weighting)
-    b_cfg = resume_config(tmp_path / "b", weighting)
+    a_cfg = resume_config(tmp_path / "a", weighting, adapter)
+    b_cfg = resume_config(tmp_path / "b", weighting, adapter)
     _, summary_a, _ = train(a_cfg)
     assert summary_a["steps"] == N
 

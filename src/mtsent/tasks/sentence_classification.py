@@ -36,8 +36,10 @@ class SentencePrediction:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def summary(self) -> str:
-        """One line for a table: `label (0.93)`."""
+    def summary(self, min_score: float = 0.0) -> str:
+        """One line for a table: `label (0.93)`; below `min_score`, `uncertain (label 0.41)`."""
+        if self.score < min_score:
+            return f"uncertain ({self.label} {self.score:.2f})"
         return f"{self.label} ({self.score:.2f})"
 
 

@@ -47,9 +47,10 @@ class TokenPrediction:
     def to_dict(self) -> dict:
         return {"entities": [e.to_dict() for e in self.entities], "words": self.words, "tags": self.tags}
 
-    def summary(self) -> str:
-        """One line for a table: `Angela Merkel [PER 0.98], Paris [LOC 0.91]`."""
-        return ", ".join(f"{e.text} [{e.type} {e.score:.2f}]" for e in self.entities) or "(no entities)"
+    def summary(self, min_score: float = 0.0) -> str:
+        """One line for a table: `Angela Merkel [PER 0.98], Paris [LOC 0.91]`; entities below `min_score` left out."""
+        kept = [e for e in self.entities if e.score >= min_score]
+        return ", ".join(f"{e.text} [{e.type} {e.score:.2f}]" for e in kept) or "(no entities)"
 
 
 @register_task_type

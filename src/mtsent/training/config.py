@@ -177,6 +177,11 @@ class TrainConfig(_Strict):
                 raise ValueError(f"distillation.teachers names unknown task {task!r}; tasks: {list(self.tasks)}")
             if not task_type_class(self.tasks[task].type).distillable:
                 raise ValueError(f"distillation.teachers.{task}: a {self.tasks[task].type} task cannot be distilled")
+        if self.model.adapter is not None and self.init_from is not None:
+            raise ValueError(
+                "model.adapter trains a LoRA adapter on the pre-trained backbone (model.backbone); it cannot start "
+                "from init_from"
+            )
         unknown = [h for h in self.freezing.frozen_heads if h not in self.tasks]
         if unknown:
             raise ValueError(f"freezing.frozen_heads names unknown tasks {unknown}; tasks: {list(self.tasks)}")

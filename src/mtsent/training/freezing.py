@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from mtsent.adapters import is_adapter_parameter
 from mtsent.model import MultiTaskModel
 from mtsent.training.config import FreezingConfig
 
@@ -47,7 +48,8 @@ def set_trainable(model: MultiTaskModel, config: FreezingConfig, step: int) -> N
     Strategy `backbone` freezes the whole encoder: the transformer backbone *and* the pooling and projection
     layers above it, so only the heads train. That is what keeps the sentence embedding, and so every other
     head's output, bit-identical when a head is added to a trained model. `progressive` and `freeze_embeddings`
-    act on the transformer backbone only; pooling and projection train with the heads there.
+    act on the transformer backbone only; pooling and projection train with the heads there. With an adapter
+    (`model.adapter`), only its parameters train in the backbone.
     """
     for p in model.parameters():
         p.requires_grad_(config.strategy != "all")
@@ -67,6 +69,11 @@ def set_trainable(model: MultiTaskModel, config: FreezingConfig, step: int) -> N
     for head in config.frozen_heads:
         for p in model.heads[head].parameters():
             p.requires_grad_(False)
+    adapter = model.encoder.config.adapter
+    if adapter is not None:  # under an adapter the pre-trained weights never train, whatever the strategy
+        for name, p in model.encoder.backbone.named_parameters():
+            if not is_adapter_parameter(name, adapter):
+                p.requires_grad_(False)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

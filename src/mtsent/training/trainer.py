@@ -540,7 +540,7 @@ class Trainer:
             for name, t in self.config.tasks.items()
         ]
         if self.resume if resume is None else resume:
-            return MultiTaskModel.from_pretrained(self.run_dir / "last", device=device)
+            return MultiTaskModel.from_pretrained(self.run_dir / "last", device=device, merge_adapter=False)
         if self.config.init_from is None:
             return MultiTaskModel.from_config(ModelConfig(encoder=self.config.model, tasks=heads), device=device)
         model = MultiTaskModel.from_pretrained(self.config.init_from, device=device)

@@ -1,0 +1,113 @@
+"""LoRA adapters: only the adapter trains, a saved model holds only what differs from the backbone, and loading
+merges it back to the same outputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from mtsent.config import AdapterConfig, EncoderConfig, ModelConfig
+from mtsent.model import MultiTaskModel
+
+TASKS = [
+    {"name": "topic", "type": "sentence_classification", "labels": ["a", "b", "c"]},
+    {"name": "ner", "type": "token_classification", "labels": ["O", "B-PER", "I-PER"]},
+]
+TEXTS = ["Tim Cook visited Berlin.", "The match ended in a draw after extra time."]
+
+
+def _adapted(backbone, **adapter) -> MultiTaskModel:
+    """A model with an adapter whose B matrices are random (a fresh adapter computes exactly the backbone)."""
+    config = ModelConfig(encoder=EncoderConfig(backbone=str(backbone), adapter=AdapterConfig(**adapter)), tasks=TASKS)
+    torch.manual_seed(0)
+    model = MultiTaskModel.from_config(config, device="cpu")
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name or name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def test_only_the_adapter_and_the_heads_train(tiny_backbone):
+    model = _adapted(tiny_backbone, r=2)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    backbone = [n for n in trainable if n.startswith("encoder.backbone.")]
+    assert backbone and all("lora_" in n or n.endswith("bias") for n in backbone)
+    assert any(n.startswith("heads.") for n in trainable)
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert any("word_embeddings" in n for n in frozen) and any("base_layer.weight" in n for n in frozen)
+
+
+def test_a_fresh_adapter_computes_what_the_backbone_computes(tiny_backbone):
+    plain = MultiTaskModel.from_config(ModelConfig(encoder=EncoderConfig(backbone=str(tiny_backbone))), device="cpu")
+    config = ModelConfig(encoder=EncoderConfig(backbone=str(tiny_backbone), adapter=AdapterConfig(r=2)))
+    adapted = MultiTaskModel.from_config(config, device="cpu")
+    np.testing.assert_array_equal(adapted.encode(TEXTS, precision="fp32"), plain.encode(TEXTS, precision="fp32"))
+
+
+def test_saved_model_holds_only_what_differs_and_loads_merged(tiny_backbone, tmp_path):
+    model = _adapted(tiny_backbone, r=2)
+    expected = model.encode(TEXTS, precision="fp32")
+    expected_ner = model.predict(TEXTS, tasks=["ner"], precision="fp32")
+    model.save_pretrained(tmp_path / "m")
+
+    saved = load_file(str(tmp_path / "m" / "model.safetensors"))
+    assert not any("word_embeddings" in k or "base_layer.weight" in k for k in saved)
+    assert any("lora_A" in k for k in saved) and any(k.startswith("heads.") for k in saved)
+    config = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
+    assert len(config["encoder"]["adapter"]["base_sha256"]) == 64
+
+    loaded = MultiTaskModel.from_pretrained(tmp_path / "m", device="cpu")
+    assert loaded.encoder.config.adapter is None  # merged: a plain backbone
+    assert not any("lora_" in n for n, _ in loaded.named_parameters())
+    np.testing.assert_allclose(loaded.encode(TEXTS, precision="fp32"), expected, atol=1e-5)
+    got_ner = loaded.predict(TEXTS, tasks=["ner"], precision="fp32")
+    assert [p["ner"].tags for p in got_ner] == [p["ner"].tags for p in expected_ner]
+
+    unmerged = MultiTaskModel.from_pretrained(tmp_path / "m", device="cpu", merge_adapter=False)
+    assert unmerged.encoder.config.adapter is not None
+    np.testing.assert_array_equal(unmerged.encode(TEXTS, precision="fp32"), expected)
+
+
+def test_an_adapter_on_other_backbone_weights_is_refused(tiny_backbone, tmp_path):
+    backbone = tmp_path / "backbone"
+    shutil.copytree(tiny_backbone, backbone)
+    _adapted(backbone, r=2).save_pretrained(tmp_path / "m")
+    weights = load_file(str(backbone / "model.safetensors"))
+    name = next(k for k in weights if "word_embeddings" in k)
+    weights[name] = weights[name] + 1.0
+    save_file(weights, str(backbone / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"trained on other weights.*base_sha256"):
+        MultiTaskModel.from_pretrained(tmp_path / "m", device="cpu")
+
+
+def test_a_missing_adapter_tensor_is_named(tiny_backbone, tmp_path):
+    _adapted(tiny_backbone, r=2).save_pretrained(tmp_path / "m")
+    weights = load_file(str(tmp_path / "m" / "model.safetensors"))
+    dropped = next(k for k in weights if "lora_A" in k)
+    del weights[dropped]
+    save_file(weights, str(tmp_path / "m" / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"missing: .*lora_A"):
+        MultiTaskModel.from_pretrained(tmp_path / "m", device="cpu")
+
+
+def test_an_adapter_needs_a_pretrained_backbone_not_init_from(tmp_path):
+    from mtsent.training.config import TrainConfig
+
+    raw = {
+        "tasks": {
+            "t": {
+                "type": "sentence_classification",
+                "data": {"format": "tsv", "train": "t.tsv", "text_column": 0, "label_column": 1},
+            }
+        },
+        "model": {"adapter": {"r": 4}},
+        "init_from": str(tmp_path),
+    }
+    with pytest.raises(ValueError, match="cannot start from init_from"):
+        TrainConfig.model_validate(raw)

@@ -1,0 +1,70 @@
+"""The model that ships in the package: it loads offline by name, fits the size budget, and answers a handful of
+plain sentences the way anyone would (its dev metrics are reproduced by benchmarks/default_model.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mtsent.checkpoint import DEFAULT_MODEL_DIR, default_model_path
+from mtsent.cli import app
+from mtsent.model import MultiTaskModel
+
+BUDGET_BYTES = 8 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def shipped() -> MultiTaskModel:
+    return MultiTaskModel.from_pretrained("default", device="cpu")
+
+
+def test_the_shipped_files_fit_the_budget_and_hold_no_backbone():
+    files = [f for f in default_model_path().iterdir() if f.is_file()]
+    assert sum(f.stat().st_size for f in files) <= BUDGET_BYTES
+    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text(encoding="utf-8"))
+    assert config["encoder"]["backbone"] == "default" and config["encoder"]["adapter"]["base_sha256"]
+    assert "base_model" in (DEFAULT_MODEL_DIR / "README.md").read_text(encoding="utf-8")
+
+
+def test_it_has_the_three_tasks_and_similarity(shipped):
+    assert set(shipped.tasks) >= {"ner", "sentiment", "topic"}
+    assert shipped.encoder.config.adapter is None  # merged at load
+    assert set(shipped.tasks["ner"].labels) == {f"{p}-{t}" for p in "BI" for t in ("PER", "ORG", "LOC", "MISC")} | {
+        "O"
+    }
+
+
+def test_entities_sentiment_and_topic_of_plain_sentences(shipped):
+    texts = [
+        "Tim Cook visited Berlin on Monday.",
+        "This film is a wonderful, moving story with brilliant acting.",
+        "The movie was a dull, boring waste of two hours.",
+        "Manchester United beat Chelsea 2-0 in the Premier League on Saturday.",
+        "Shares of Microsoft rose 3 percent after the company reported higher quarterly profit.",
+    ]
+    out = shipped.predict(texts, precision="fp32")
+    entities = {(e.text, e.type) for e in out[0]["ner"].entities}
+    assert {("Tim Cook", "PER"), ("Berlin", "LOC")} <= entities
+    assert [o["sentiment"].label for o in out[1:3]] == ["positive", "negative"]
+    assert out[3]["topic"].label == "Sports"
+    assert out[4]["topic"].label == "Business"
+    assert ("Microsoft", "ORG") in {(e.text, e.type) for e in out[4]["ner"].entities}
+
+
+def test_similar_sentences_are_closer_than_unrelated_ones(shipped):
+    scores = shipped.similarity(
+        ["A man is playing a guitar.", "A man is playing a guitar."],
+        ["Someone plays the guitar.", "The stock market fell sharply today."],
+    )
+    assert scores[0] > 0.7 and scores[1] < 0.3
+    assert np.isfinite(scores).all()
+
+
+def test_predict_without_a_model_argument_uses_it():
+    result = CliRunner().invoke(app, ["predict", "--tasks", "ner", "--json", "Tim Cook visited Berlin."])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.strip().splitlines()[-1])
+    assert {("Tim Cook", "PER"), ("Berlin", "LOC")} <= {(e["text"], e["type"]) for e in record["ner"]["entities"]}
