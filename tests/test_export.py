@@ -190,3 +190,42 @@ def test_export_model_from_a_directory_carries_its_records(model_dir, tmp_path):
     out = export_model(model_dir, "sentence-transformers", tmp_path / "st")
     assert (out / "modules.json").is_file()
     assert f"export of the mtsent model `{model_dir}`" in (out / "README.md").read_text(encoding="utf-8")
+
+
+def test_an_adapter_model_exports_merged(tiny_backbone, tmp_path):
+    """A LoRA model's directory holds only the adapter; its exports are plain models with the adapter merged."""
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from mtsent.config import AdapterConfig, EncoderConfig, ModelConfig
+
+    encoder = EncoderConfig(backbone=str(tiny_backbone), adapter=AdapterConfig(r=2))
+    torch.manual_seed(0)
+    adapted = MultiTaskModel.from_config(
+        ModelConfig(encoder=encoder, tasks=[{"name": "ner", "type": "token_classification", "labels": NER_LABELS}]),
+        device="cpu",
+    )
+    with torch.no_grad():
+        for name, p in adapted.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.5)
+    saved = adapted.save_pretrained(tmp_path / "mt")
+    model = MultiTaskModel.from_pretrained(saved, device="cpu")
+    assert _cli(saved, "--to", "sentence-transformers", tmp_path / "st").exit_code == 0
+    ours = model.encode(SENTENCES, precision="fp32")
+    theirs = SentenceTransformer(str(tmp_path / "st"), device="cpu").encode(SENTENCES)
+    assert (ours * theirs).sum(axis=1).min() >= 0.9999
+    assert _cli(saved, "--to", "transformers", "--task", "ner", tmp_path / "hf").exit_code == 0
+    hf = AutoModelForTokenClassification.from_pretrained(str(tmp_path / "hf"), local_files_only=True).eval()
+    assert not any("lora" in n for n, _ in hf.named_parameters())
+    batch = AutoTokenizer.from_pretrained(str(tmp_path / "hf"))(SENTENCES, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = model(batch["input_ids"], batch["attention_mask"], tasks=["ner"]).logits["ner"]
+        plain = MultiTaskModel.from_config(
+            ModelConfig(encoder=EncoderConfig(backbone=str(tiny_backbone))), device="cpu"
+        )
+        unadapted = plain.encoder(batch["input_ids"], batch["attention_mask"]).token_embeddings
+        got = hf(**batch).logits
+    keep = batch["attention_mask"].bool()
+    torch.testing.assert_close(got[keep], expected[keep], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(model.encoder(batch["input_ids"], batch["attention_mask"]).token_embeddings, unadapted)

@@ -40,6 +40,7 @@ def attach_adapter(backbone: nn.Module, config: AdapterConfig) -> nn.Module:
     )
     with warnings.catch_warnings():  # peft warns that bias="all" also changes the output with adapters disabled
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # transformers deprecations peft still triggers
         wrapped = get_peft_model(backbone, lora)
     for name, p in wrapped.named_parameters():
         p.requires_grad_(is_adapter_parameter(name, config))
