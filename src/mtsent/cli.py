@@ -283,7 +283,7 @@ def predict(
             if texts or file is not None or as_json:
                 raise ValueError("--input cannot be combined with texts, --file or --json")
             job = {"command": "predict", "model": model, "text_column": text_column, "keep_columns": keep_columns}
-            job |= {"tasks": parse_tasks(tasks), "precision": precision, "batch_size": batch_size}
+            job |= {"tasks": parse_tasks(tasks), "precision": precision, "batch_size": batch_size, "decoding": decoding}
             options = {"engine": engine, "on_error": on_error, "threads": threads, "actors": actors}
             run_dataset(
                 job, input, output, chunk_size, options | {"gpus_per_actor": gpus_per_actor, "address": address}
@@ -294,11 +294,7 @@ def predict(
         mt = load_model(model)
         names = mt.check_tasks(parse_tasks(tasks, list(mt.tasks)))
         if decoding is not None:
-            decoded = [n for n in names if decoding in mt.task_types[n].decodings]
-            if not decoded:
-                raise ValueError(f"--decoding {decoding}: none of the tasks {names} decodes that way")
-            for name in decoded:
-                mt.set_decoding(name, decoding)
+            mt.use_decoding(decoding, names)
         results = mt.predict(items, tasks=names, batch_size=batch_size)
         records = [{"text": t, **{name: p.to_dict() for name, p in r.items()}} for t, r in zip(items, results)]
         if output is not None:

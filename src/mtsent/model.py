@@ -95,6 +95,17 @@ class MultiTaskModel(nn.Module):
             raise ValueError(f"task {name!r}: {problems}") from None
         config.decoding = decoding
 
+    def use_decoding(self, decoding: str, tasks: Sequence[str]) -> list[str]:
+        """Decode every task of `tasks` that offers `decoding` that way; returns their names. None of them
+        offering it is a ValueError (a request that would silently change nothing)."""
+        names = self.check_tasks(tasks)
+        decoded = [n for n in names if decoding in self.task_types[n].decodings]
+        if not decoded:
+            raise ValueError(f"--decoding {decoding}: none of the tasks {names} decodes that way")
+        for name in decoded:
+            self.set_decoding(name, decoding)
+        return decoded
+
     # ---------------------------------------------------------------- description
     @property
     def config(self) -> ModelConfig:

@@ -77,6 +77,29 @@ def test_predict_writes_labels_scores_and_entities(tiny_tagger_dir, tmp_path):
     ]
 
 
+def test_predict_decodes_as_asked(tiny_tagger_dir, tmp_path):
+    from mtsent import MultiTaskModel
+
+    texts = sentences(30, seed=6)
+    pq.write_table(pa.table({"text": texts}), tmp_path / "in.parquet")
+    job = CorpusJob(command="predict", model=str(tiny_tagger_dir), precision="fp32", decoding="viterbi")
+    run_job(job, tmp_path / "in.parquet", tmp_path / "out", engine=local_engine(chunk_size=7))
+    got = pq.read_table(next((tmp_path / "out").glob("*.parquet"))).column("ner_entities").to_pylist()
+    model = MultiTaskModel.from_pretrained(tiny_tagger_dir, device="cpu")
+
+    def spans(predictions):
+        return [[(e.type, e.start, e.end) for e in p["ner"].entities] for p in predictions]
+
+    argmax = spans(model.predict(texts, precision="fp32"))
+    model.set_decoding("ner", "viterbi")
+    viterbi = spans(model.predict(texts, precision="fp32"))
+    assert argmax != viterbi  # the random tagger decodes differently, so the job's choice is visible
+    assert [[(e["type"], e["start"], e["end"]) for e in row] for row in got] == viterbi
+    with pytest.raises(ValueError, match="none of the tasks"):
+        bad = CorpusJob(command="predict", model=str(tiny_tagger_dir), tasks=["topic"], decoding="viterbi")
+        run_job(bad, tmp_path / "in.parquet", tmp_path / "out2", engine=local_engine(chunk_size=7))
+
+
 def test_a_killed_run_resumes_without_duplicates(tiny_encoder_dir, tmp_path):
     write_dataset(tmp_path / "in", rows=40)
     job = encode_job(tiny_encoder_dir)

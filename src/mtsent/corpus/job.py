@@ -58,6 +58,7 @@ class CorpusJob(BaseModel):
     precision: str = "auto"
     max_tokens: int | None = DEFAULT_MAX_TOKENS
     batch_size: int | None = None
+    decoding: str | None = None
 
 
 class Annotator:
@@ -80,6 +81,8 @@ class Annotator:
         self.tasks = model.check_tasks(self.job.tasks) if self.job.command == "predict" else []
         if self.job.command == "predict" and not self.tasks:
             raise ValueError(f"model {self.job.model} has no task heads to predict with; use encode")
+        if self.job.decoding is not None:
+            model.use_decoding(self.job.decoding, self.tasks)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         text_name = table.column_names[2]  # the layout of `input_chunks`: _file, row, text, kept..., _error
