@@ -241,12 +241,6 @@ def test_broken_model_directory_is_named(tmp_path):
     assert_user_error(run("info", broken), "broken-model")
 
 
-def test_predict_requires_model():
-    result = run("predict", "text")
-    assert result.exit_code == 2
-    assert "--model" in result.output
-
-
 def test_batch_size_zero_refused():
     result = run("encode", "text", "--batch-size", "0")
     assert result.exit_code == 2

@@ -56,11 +56,12 @@ def test_entities_sentiment_and_topic_of_plain_sentences(shipped):
 
 def test_similar_sentences_are_closer_than_unrelated_ones(shipped):
     scores = shipped.similarity(
-        ["A man is playing a guitar.", "A man is playing a guitar."],
-        ["Someone plays the guitar.", "The stock market fell sharply today."],
+        ["A man is playing a guitar.", "A man is playing a guitar.", "A woman is slicing an onion."],
+        ["Someone plays the guitar.", "The stock market fell sharply today.", "A woman cuts an onion."],
     )
-    assert scores[0] > 0.7 and scores[1] < 0.3
     assert np.isfinite(scores).all()
+    # a ranking, not a calibrated scale: unrelated pairs sit higher than with the packaged encoder (see the docs)
+    assert min(scores[0], scores[2]) > 0.9 and scores[1] < min(scores[0], scores[2]) - 0.3
 
 
 def test_predict_without_a_model_argument_uses_it():
