@@ -69,3 +69,13 @@ def test_predict_without_a_model_argument_uses_it():
     assert result.exit_code == 0, result.output
     record = json.loads(result.output.strip().splitlines()[-1])
     assert {("Tim Cook", "PER"), ("Berlin", "LOC")} <= {(e["text"], e["type"]) for e in record["ner"]["entities"]}
+
+
+def test_it_exports_merged_by_name(shipped, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    result = CliRunner().invoke(app, ["export", "default", "--to", "sentence-transformers", str(tmp_path / "st")])
+    assert result.exit_code == 0, result.output
+    texts = ["Tim Cook visited Berlin.", "A man is playing a guitar."]
+    theirs = SentenceTransformer(str(tmp_path / "st"), device="cpu").encode(texts)
+    assert (theirs * shipped.encode(texts, precision="fp32")).sum(axis=1).min() >= 0.9999

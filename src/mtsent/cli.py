@@ -547,7 +547,7 @@ def evaluate(
 
 @app.command()
 def export(
-    model_dir: Path = typer.Argument(..., help="An mtsent model directory."),
+    model_dir: Path = typer.Argument(..., help="An mtsent model directory, or 'default' (the shipped model)."),
     out_dir: Path = typer.Argument(..., help="Where the export goes (a new or empty directory)."),
     to: str = typer.Option(..., "--to", help="sentence-transformers, transformers or onnx."),
     task: str | None = typer.Option(None, "--task", "-t", help="The task to export (--to transformers only)."),
