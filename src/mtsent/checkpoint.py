@@ -20,7 +20,7 @@ import torch
 from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
-from mtsent.config import DEFAULT_BACKBONE, ModelConfig
+from mtsent.config import DEFAULT_BACKBONE, DEFAULT_MODEL, ModelConfig
 from mtsent.model_card import write_model_card
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "load_weights",
     "locate_model",
     "read_model_dir",
+    "resolve_model_name",
     "write_model_dir",
 ]
 
@@ -145,6 +146,11 @@ def load_weights(
 ModelKind = Literal["mtsent", "transformers", "hub"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "resources" / "model"
+
+
+def resolve_model_name(name_or_path: str | Path) -> str | Path:
+    """'default' as a model to load is the shipped model's directory; anything else is returned as given."""
+    return default_model_path() if str(name_or_path) == DEFAULT_MODEL else name_or_path
 
 
 def default_model_path() -> Path:

@@ -256,10 +256,9 @@ def export_model(model_dir: str | Path, fmt: str, out_dir: str | Path, task: str
     if task is not None and fmt != "transformers":
         raise ValueError(f"--task applies to --to transformers only (the {fmt} export holds the whole model)")
     _check_target(out_dir)
-    from mtsent.checkpoint import default_model_path, is_mtsent_dir
-    from mtsent.config import DEFAULT_MODEL
+    from mtsent.checkpoint import is_mtsent_dir, resolve_model_name
 
-    model_dir = default_model_path() if str(model_dir) == DEFAULT_MODEL else Path(model_dir)
+    model_dir = Path(resolve_model_name(model_dir))
 
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model directory not found: {model_dir}")

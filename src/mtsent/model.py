@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from torch import Tensor, nn
 
 from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows, token_budget_batches
-from mtsent.checkpoint import default_model_path, load_weights, locate_model, read_model_dir, write_model_dir
+from mtsent.checkpoint import load_weights, locate_model, read_model_dir, resolve_model_name, write_model_dir
 from mtsent.config import DEFAULT_MODEL, HeadConfig, ModelConfig
 from mtsent.encoder import ENCODER_PREFIX, LongTexts, SentenceEncoder
 from mtsent.inputs import check_sentences, one_or_many
@@ -251,8 +251,7 @@ class MultiTaskModel(nn.Module):
         (AG News) and similarity on one encoder. An adapter (mtsent.adapters) is merged into the weights unless
         `merge_adapter=False` (to go on training it).
         """
-        if str(path) == DEFAULT_MODEL:
-            path = default_model_path()
+        path = resolve_model_name(path)
         kind, where = locate_model(path)
         if kind != "mtsent":
             return cls(SentenceEncoder.from_pretrained(path, device=device), [])

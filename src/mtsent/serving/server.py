@@ -101,12 +101,11 @@ def protocol_class(settings: ServeSettings) -> type[ReadTimeoutProtocol]:
     return type("MtsentHttpProtocol", (ReadTimeoutProtocol,), attrs)
 
 
-def load_for_serving(model: str | None):
-    """Load the model before listening, so a bad directory is a clear error and never a half-started server."""
+def load_for_serving(model: str):
+    """Load the model ('default': the shipped one) before listening, so a bad directory is a clear error and
+    never a half-started server."""
     from mtsent.model import MultiTaskModel
 
-    if model is None:
-        return MultiTaskModel()
     try:
         return MultiTaskModel.from_pretrained(model, device="cpu")
     except (ValueError, OSError) as exc:
@@ -152,14 +151,14 @@ def exposure_warning(host: str, settings: ServeSettings) -> str | None:
 
 
 def serve(
-    model: str | None,
+    model: str,
     settings: ServeSettings,
     host: str = "127.0.0.1",
     port: int = 8000,
     log_level: str = "info",
 ) -> None:
     """Load the model, then serve it until interrupted (SIGINT/SIGTERM: graceful, bounded shutdown)."""
-    app = create_app(load_for_serving(model), settings, model_id=Path(model).name if model else "default")
+    app = create_app(load_for_serving(model), settings, model_id=Path(model).name)
     uvicorn.Server(uvicorn_config(app, settings, host, port, log_level)).run()
 
 
