@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from parity import DATA, RESULTS, machine, read_stsb, row_cosine, write_report
+from corpora import DATA, read_stsb
+from records import RESULTS, machine, write_report
+from similarity import row_cosine
 
 from mtsent.data import read_conll
 from mtsent.export import to_onnx, to_sentence_transformers, to_transformers

@@ -6,8 +6,20 @@ import random
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mtsent.batching import DataCollator, bucketed_batches, padding_ratio, random_batches, token_budget_batches
+from mtsent.batching import (
+    DataCollator,
+    bucketed_batches,
+    invariant_rows,
+    invariant_width,
+    pad_batch,
+    padded_rows,
+    padding_ratio,
+    random_batches,
+    token_budget_batches,
+)
 
 
 def test_collator_sentence_batch(tokenizer) -> None:
@@ -83,3 +95,41 @@ def test_fixed_size_batches_without_a_budget_are_sorted_longest_first_and_comple
     assert batches == [[1, 3], [4, 0], [2]]
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         token_budget_batches([1], None, 0)
+
+
+@given(st.lists(st.integers(1, 700), min_size=1, max_size=60), st.integers(16, 4096), st.integers(1, 40))
+@settings(max_examples=60, deadline=None)
+def test_invariant_batches_hold_one_width_within_budget(lengths, budget, max_batch) -> None:
+    batches = token_budget_batches(lengths, budget, max_batch, invariant=True)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        widths = {invariant_width(lengths[i]) for i in batch}
+        assert len(widths) == 1 and len(batch) <= max_batch
+        assert len(batch) == 1 or len(batch) * widths.pop() <= budget
+
+
+@given(st.integers(1, 5000))
+def test_invariant_width_depends_on_the_row_alone(length: int) -> None:
+    width = invariant_width(length)
+    assert length <= width < max(1.5 * length + 16, 2 * 256) and width % 16 == 0
+    assert invariant_width(width) == width  # a padded row stays in its bucket
+
+
+def test_pad_batch_to_invariant_width() -> None:
+    batch = pad_batch([{"input_ids": [1, 2, 3]}, {"input_ids": [4] * 17}], pad_token_id=0, invariant=True)
+    assert batch["input_ids"].shape == (2, 32)
+
+
+def test_padded_rows_only_inside_the_context() -> None:
+    seen: list[int] = []
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.size(0))
+        return x * 2
+
+    x = torch.ones(3, 4)
+    assert torch.equal(padded_rows(fn, x), x * 2) and seen == [3]
+    with invariant_rows():
+        assert torch.equal(padded_rows(fn, x), x * 2)
+        assert torch.equal(padded_rows(fn, torch.ones(2, 5, 4)), torch.ones(2, 5, 4) * 2)  # token rows: as they are
+    assert seen == [3, 16, 2]

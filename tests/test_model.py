@@ -356,3 +356,42 @@ def test_viterbi_decoding_is_the_same_in_predict_and_evaluation_and_is_saved(enc
         )
     with pytest.raises(ValueError, match="unknown task 'pos'"):
         model.set_decoding("pos", "viterbi")
+
+
+@pytest.fixture(scope="module")
+def projected_model(tiny_backbone):
+    from mtsent import SentenceEncoder
+
+    tasks = [
+        {"name": "topic", "type": "sentence_classification", "labels": ["World", "Sports", "Business", "Sci/Tech"]},
+        {"name": "ner", "type": "token_classification", "labels": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]},
+    ]
+    torch.manual_seed(0)
+    return MultiTaskModel(SentenceEncoder(str(tiny_backbone), projection_dim=24, device="cpu"), tasks)
+
+
+MATES = [
+    "Angela Merkel visited Paris last week.",
+    "ok",
+    "Shares of the chip maker rose four percent on Tuesday after strong results. " * 3,
+    "The match ended in a draw.",
+    "Apple",
+    "Rain is expected tomorrow in London, and the trains will run late again.",
+]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+@pytest.mark.parametrize("which", ["tiny_model", "projected_model"])
+def test_batch_invariant_answers_do_not_depend_on_batch_mates(which: str, precision: str, request) -> None:
+    """Bit-identical answers and embeddings for each text alone, in every batch and at every position."""
+    model = request.getfixturevalue(which)
+    kwargs = {"precision": precision, "batch_invariant": True}
+    alone = [model.predict([t], **kwargs)[0] for t in MATES]
+    vectors = [model.encode([t], **kwargs)[0] for t in MATES]
+    for size in (2, 3, len(MATES)):
+        for start in range(len(MATES)):
+            group = [MATES[(start + k) % len(MATES)] for k in range(size)]
+            expected = [MATES.index(t) for t in group]
+            assert model.predict(group, **kwargs) == [alone[i] for i in expected]
+            got = model.encode(group, **kwargs)
+            assert all((got[row] == vectors[i]).all() for row, i in enumerate(expected))

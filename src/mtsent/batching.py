@@ -2,18 +2,23 @@
 
 One name per algorithm:
 
-- `token_budget_batches`: inference. Longest first, each batch holds at most a budget of padded tokens.
+- `token_budget_batches`: inference. Longest first, each batch holds at most a budget of padded tokens; with
+  `invariant=True` rows are padded to a width of their own (`invariant_width`) and share a batch only with rows
+  of that width, so a row's result does not depend on its batch mates.
 - `bucketed_batches`: training (shuffled chunks sorted by length) and evaluation (`shuffle=False`: sorted).
 - `random_batches`: plain shuffled batches, the baseline that bucketing is measured against.
 - `word_windows` / `text_windows`: texts longer than the encoder's window cut into overlapping windows of
   whole words; `first_subwords` maps a window's sub-words back to the words they start.
-- `pad_batch` / `DataCollator`: right padding to the longest row (labels padded with `IGNORE_INDEX`).
+- `pad_batch` / `DataCollator`: right padding to the longest row, or to its invariant width (labels padded with
+  `IGNORE_INDEX`).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +31,10 @@ __all__ = [
     "Window",
     "bucketed_batches",
     "first_subwords",
+    "invariant_rows",
+    "invariant_width",
     "pad_batch",
+    "padded_rows",
     "padding_ratio",
     "random_batches",
     "text_windows",
@@ -42,18 +50,66 @@ IGNORE_INDEX = -100
 """Label id ignored by ``torch.nn.CrossEntropyLoss`` (special tokens, padding, non-first sub-words)."""
 
 _PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0}
+INVARIANT_WIDTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+"""Padded widths of batch-invariant batches: each step at most 1.5x the last, so padding stays under a third."""
+
+
+def invariant_width(length: int) -> int:
+    """The padded width of a row of `length` tokens in a batch-invariant batch: a function of the row alone.
+
+    On CPU a row's float result depends on the padded width (kernel summation order over the sequence) but not
+    on the other rows of a batch of that width (measured bit-identical for batches of 1 to 64 rows at fp32,
+    bf16 autocast and 1 or 2 threads; tests/test_batching.py and the model tests check it).
+    """
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    for width in INVARIANT_WIDTHS:
+        if length <= width:
+            return width
+    return -(-length // 256) * 256
+
+
+INVARIANT_ROW_MULTIPLE = 16
+"""Row count that every matrix product of a batch-invariant pass is padded to a multiple of."""
+_row_multiple: ContextVar[int | None] = ContextVar("mtsent_row_multiple", default=None)
+
+
+@contextmanager
+def invariant_rows(multiple: int = INVARIANT_ROW_MULTIPLE) -> Iterator[None]:
+    """Inside this context, `padded_rows` pads (rows, features) inputs with zero rows to a multiple of `multiple`.
+
+    CPU matrix kernels choose their code path by the row count: a product over 1 to 3 rows (or 17 to 19 with 15
+    threads) sums in another order than one over 16 or 32 rows, so a sentence head's logits for a text moved by
+    ~1e-7 with the number of texts in its batch. Row counts that are multiples of 16 gave every row the same
+    result in every measured case; the encoder's token products always have such counts (`invariant_width`).
+    """
+    token = _row_multiple.set(multiple)
+    try:
+        yield
+    finally:
+        _row_multiple.reset(token)
+
+
+def padded_rows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """`fn(x)` for a (rows, features) `x`, computed on zero-padded rows inside `invariant_rows` (else as is)."""
+    multiple = _row_multiple.get()
+    if multiple is None or x.dim() != 2 or x.size(0) % multiple == 0:
+        return fn(x)
+    pad = x.new_zeros(-x.size(0) % multiple, x.size(1))
+    return fn(torch.cat([x, pad]))[: x.size(0)]
 
 
 # ---------------------------------------------------------------------------------------------- choosing rows
 def token_budget_batches(
-    lengths: Sequence[int], max_tokens: int | None, max_batch: int | None = None
+    lengths: Sequence[int], max_tokens: int | None, max_batch: int | None = None, invariant: bool = False
 ) -> list[list[int]]:
     """Indices sorted longest first, cut so that each batch holds at most `max_tokens` padded tokens.
 
     Short sentences travel in large batches (less per-call overhead), long ones in small batches (bounded
     activation and attention memory); `max_batch` optionally caps the number of sentences too. A sentence
     longer than the budget gets a batch of its own. `max_tokens=None` gives fixed batches of `max_batch`
-    (default 32), still longest first.
+    (default 32), still longest first. With `invariant`, widths are `invariant_width` of each row and a batch
+    holds rows of one width only (pad them with `pad_batch(..., invariant=True)`).
     """
     if max_tokens is not None and max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
@@ -61,12 +117,19 @@ def token_budget_batches(
         raise ValueError(f"batch_size must be >= 1, got {max_batch}")
     if max_tokens is None:
         max_batch = max_batch or DEFAULT_BATCH_SIZE
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    widths = [invariant_width(n) for n in lengths] if invariant else lengths
+    order = sorted(range(len(lengths)), key=lambda i: (-widths[i], -lengths[i]))
     batches: list[list[int]] = []
     for i in order:
         # longest first: the batch's first sentence sets its padded width
-        fits = batches and (max_tokens is None or (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= max_tokens)
-        if fits and (max_batch is None or len(batches[-1]) < max_batch):
+        last = batches[-1] if batches else None
+        fits = (
+            last is not None
+            and (not invariant or widths[i] == widths[last[0]])
+            and (max_tokens is None or (len(last) + 1) * widths[last[0]] <= max_tokens)
+            and (max_batch is None or len(last) < max_batch)
+        )
+        if fits:
             batches[-1].append(i)
         else:
             batches.append([i])
@@ -196,16 +259,19 @@ def first_subwords(word_ids: Sequence[int | None]) -> list[tuple[int, int]]:
 
 # ---------------------------------------------------------------------------------------------- padding
 def pad_batch(
-    rows: Sequence[dict[str, Any]], pad_token_id: int, pad_to_multiple_of: int | None = None
+    rows: Sequence[dict[str, Any]], pad_token_id: int, pad_to_multiple_of: int | None = None, invariant: bool = False
 ) -> dict[str, torch.Tensor]:
     """Right-pad `input_ids` (with `pad_token_id`), `attention_mask`, `token_type_ids` and list `labels`.
 
     Integer labels (one per row) become a long tensor; keys that are not model inputs (``word_ids``, ...)
-    are dropped. ``pad_to_multiple_of`` rounds the padded length up (helps tensor cores; keep ``None`` on CPU).
+    are dropped. ``pad_to_multiple_of`` rounds the padded length up (helps tensor cores; keep ``None`` on CPU);
+    ``invariant`` pads to `invariant_width` of the longest row.
     """
     if not rows:
         raise ValueError("cannot collate an empty batch")
     width = max(len(r["input_ids"]) for r in rows)
+    if invariant:
+        width = invariant_width(width)
     if pad_to_multiple_of:
         width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
     pads = {**_PAD_VALUES, "input_ids": pad_token_id}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,12 +20,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows, token_budget_batches
+from mtsent.batching import (
+    DEFAULT_MAX_TOKENS,
+    invariant_rows,
+    pad_batch,
+    padded_rows,
+    text_windows,
+    token_budget_batches,
+)
 from mtsent.checkpoint import default_backbone_path, load_weights, locate_model, read_model_dir, write_model_dir
 from mtsent.config import DEFAULT_BACKBONE, AdapterConfig, EncoderConfig, ModelConfig, PoolingMode
 from mtsent.inputs import check_sentences, one_or_many
 from mtsent.pooling import Pooling
-from mtsent.precision import eval_mode, inference_copy, precision_context
+from mtsent.precision import batch_invariant_rows, eval_mode, inference_copy, precision_context
 from mtsent.spans import split_words
 from mtsent.st_format import read_st_settings
 
@@ -244,7 +252,7 @@ class SentenceEncoder(nn.Module):
         tokens = self.backbone(**kwargs).last_hidden_state
         pooled = self.pooling(tokens, attention_mask)
         if self.projection is not None:
-            pooled = self.projection(pooled)
+            pooled = padded_rows(self.projection, pooled)
         sentence = nn.functional.normalize(pooled.float(), p=2, dim=-1) if self.config.normalize else pooled
         return EncoderOutput(token_embeddings=tokens, pooled=pooled, sentence_embedding=sentence)
 
@@ -253,10 +261,11 @@ class SentenceEncoder(nn.Module):
         """Tokenise without padding, truncating to the encoder's maximum length."""
         return self.tokenizer(list(sentences), truncation=True, max_length=self.max_length, **kwargs)
 
-    def pad(self, features: dict, indices: Sequence[int]) -> dict[str, Tensor]:
+    def pad(self, features: dict, indices: Sequence[int], invariant: bool = False) -> dict[str, Tensor]:
         """Pad the chosen rows of a tokenised batch into tensors on the encoder's device."""
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in features]
-        batch = pad_batch([{k: features[k][i] for k in keys} for i in indices], self.tokenizer.pad_token_id or 0)
+        rows = [{k: features[k][i] for k in keys} for i in indices]
+        batch = pad_batch(rows, self.tokenizer.pad_token_id or 0, invariant=invariant)
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def _inputs(self, sentences: list[str], long_texts: LongTexts) -> tuple[dict[str, list], list[int]]:
@@ -294,6 +303,19 @@ class SentenceEncoder(nn.Module):
             owner.append(long[window.text_index])
         return inputs, owner
 
+    def plan_batches(
+        self, lengths: list[int], max_tokens: int | None, batch_size: int | None, precision: str, invariant: bool
+    ) -> list[list[int]]:
+        """Which rows run together: by token budget, or so that no row's result depends on its batch mates."""
+        if invariant:
+            batch_size = batch_invariant_rows(self.device, precision) or batch_size
+        return token_budget_batches(lengths, max_tokens, batch_size, invariant=invariant)
+
+    @staticmethod
+    def row_context(invariant: bool):
+        """Where batch-invariant passes run: sentence-level products over a fixed multiple of rows."""
+        return invariant_rows() if invariant else nullcontext()
+
     # ---------------------------------------------------------------- public encoding API
     @one_or_many
     @torch.inference_mode()
@@ -306,6 +328,7 @@ class SentenceEncoder(nn.Module):
         convert_to_numpy: bool = True,
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
         long_texts: LongTexts = "truncate",
+        batch_invariant: bool = False,
     ) -> np.ndarray | Tensor:
         """Embed sentences; returns a (n, dim) float32 array (or tensor) in input order, (dim,) for one string.
 
@@ -317,15 +340,17 @@ class SentenceEncoder(nn.Module):
         int8; see docs/speed.md.
         A sentence longer than `max_length` sub-words is truncated with a warning (`long_texts="truncate"`), or
         embedded as the mean of its windows' embeddings (`long_texts="mean"`, see docs/speed.md).
+        `batch_invariant=True` makes each vector bit-identical whatever else is encoded with it (each text is
+        padded to a width of its own, see `batching.invariant_width`), at the cost of some padding.
         """
         sentences = check_sentences(sentences)
         inputs, owner = self._inputs(sentences, long_texts)
         lengths = [len(ids) for ids in inputs["input_ids"]]
         sums = torch.zeros(len(sentences), self.dim, dtype=torch.float32)
-        with eval_mode(self), precision_context(self.device, precision):
+        with eval_mode(self), precision_context(self.device, precision), self.row_context(batch_invariant):
             runner = inference_copy(self, precision)
-            for batch in token_budget_batches(lengths, max_tokens, batch_size):
-                pooled = runner(**self.pad(inputs, batch)).pooled.float().cpu()
+            for batch in self.plan_batches(lengths, max_tokens, batch_size, precision, batch_invariant):
+                pooled = runner(**self.pad(inputs, batch, batch_invariant)).pooled.float().cpu()
                 sums.index_add_(0, torch.tensor([owner[k] for k in batch]), pooled)
         out = sums / torch.bincount(torch.tensor(owner), minlength=len(sentences)).unsqueeze(-1)
         if normalize if normalize is not None else self.config.normalize:
@@ -339,19 +364,21 @@ class SentenceEncoder(nn.Module):
         batch_size: int | None = None,
         precision: str = "auto",
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
+        batch_invariant: bool = False,
     ) -> list[TokenEmbeddings]:
         """Contextual sub-word embeddings of each sentence (special tokens left out) with character offsets.
 
-        Batching and `precision` work as in `encode`; a sentence longer than `max_length` is truncated.
+        Batching, `precision` and `batch_invariant` work as in `encode`; a sentence longer than `max_length` is
+        truncated.
         """
         sentences = check_sentences(sentences)
         features = self.tokenize(sentences, return_offsets_mapping=True, return_special_tokens_mask=True)
         lengths = [len(ids) for ids in features["input_ids"]]
         results: list[TokenEmbeddings | None] = [None] * len(sentences)
-        with eval_mode(self), precision_context(self.device, precision):
+        with eval_mode(self), precision_context(self.device, precision), self.row_context(batch_invariant):
             runner = inference_copy(self, precision)
-            for batch in token_budget_batches(lengths, max_tokens, batch_size):
-                tokens = runner(**self.pad(features, batch)).token_embeddings.float().cpu()
+            for batch in self.plan_batches(lengths, max_tokens, batch_size, precision, batch_invariant):
+                tokens = runner(**self.pad(features, batch, batch_invariant)).token_embeddings.float().cpu()
                 for row, i in enumerate(batch):
                     keep = [j for j, special in enumerate(features["special_tokens_mask"][i]) if not special]
                     ids = [features["input_ids"][i][j] for j in keep]

@@ -19,7 +19,7 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor, nn
 
-from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows, token_budget_batches
+from mtsent.batching import DEFAULT_MAX_TOKENS, pad_batch, text_windows
 from mtsent.checkpoint import load_weights, locate_model, read_model_dir, resolve_model_name, write_model_dir
 from mtsent.config import DEFAULT_MODEL, HeadConfig, ModelConfig
 from mtsent.encoder import ENCODER_PREFIX, LongTexts, SentenceEncoder
@@ -163,13 +163,15 @@ class MultiTaskModel(nn.Module):
         precision: str = "auto",
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
         long_texts: LongTexts = "truncate",
+        batch_invariant: bool = False,
     ) -> list[dict[str, SentencePrediction | TokenPrediction]] | dict[str, SentencePrediction | TokenPrediction]:
         """Answer the requested tasks (default: all) for each text, in input order (one answer for one string).
 
-        Batching (`batch_size`, `max_tokens`) and `precision` work as in `SentenceEncoder.encode`: one pass of the
-        shared encoder per batch answers every task. A text longer than the encoder's window is read in
-        overlapping windows of whole words: token tasks tag every word; sentence tasks read the first window
-        (`long_texts="truncate"`, with a warning) or average over every window (`long_texts="mean"`).
+        Batching (`batch_size`, `max_tokens`, `batch_invariant`) and `precision` work as in
+        `SentenceEncoder.encode`: one pass of the shared encoder per batch answers every task. A text longer than
+        the encoder's window is read in overlapping windows of whole words: token tasks tag every word; sentence
+        tasks read the first window (`long_texts="truncate"`, with a warning) or average over every window
+        (`long_texts="mean"`).
         """
         texts = check_sentences(texts, "texts")
         names = self.check_tasks(tasks)
@@ -185,11 +187,15 @@ class MultiTaskModel(nn.Module):
         outputs: list[dict[str, list[WindowOutput]]] = [{n: [] for n in names} for _ in texts]
         pad_id = self.encoder.tokenizer.pad_token_id or 0
         lengths = [len(w.input_ids) for w in windows]
-        with eval_mode(self), precision_context(self.device, precision):
+        with (
+            eval_mode(self),
+            precision_context(self.device, precision),
+            self.encoder.row_context(batch_invariant),
+        ):
             runner = inference_copy(self, precision)
-            for batch in token_budget_batches(lengths, max_tokens, batch_size):
+            for batch in self.encoder.plan_batches(lengths, max_tokens, batch_size, precision, batch_invariant):
                 rows = [{"input_ids": windows[k].input_ids, "attention_mask": [1] * lengths[k]} for k in batch]
-                inputs = pad_batch(rows, pad_id)
+                inputs = pad_batch(rows, pad_id, invariant=batch_invariant)
                 out = runner(inputs["input_ids"].to(self.device), inputs["attention_mask"].to(self.device), tasks=names)
                 logits = {n: out.logits[n].float().cpu() for n in names}
                 for row, k in enumerate(batch):

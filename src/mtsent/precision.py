@@ -2,13 +2,13 @@
 
 Precisions (one option everywhere: `precision=` in `encode`/`predict`, `--precision` in the CLI):
 
-- `fp32` (reference precision): matches sentence-transformers; a vector moves by ~1e-7 with padding and batch
-  size (kernel summation order), so the service runs each text alone for bit-identical answers.
+- `fp32` (reference precision): matches sentence-transformers; a vector moves by ~1e-7 with padding (kernel
+  summation order), so `batch_invariant=True` (what the service uses) pads each text to a width of its own.
 - `bf16`: bfloat16 weights (a cached copy) under autocast; matrix products run on AMX (recent Intel Xeon) or
   tensor cores (GPU).
 - `int8`: dynamic int8 quantisation of most Linear layers (CPU only); for CPUs without bf16 units.
-- `auto` (the default in the library, the CLI and the service): `bf16` where the hardware has bf16 matrix
-  units, else `fp32`.
+- `auto` (the default in the library and the CLI; the service defaults to `fp32`): `bf16` where the hardware
+  has bf16 matrix units, else `fp32`.
 
 See docs/speed.md for measurements and how to choose.
 """
@@ -27,6 +27,7 @@ from torch import nn
 
 __all__ = [
     "PRECISIONS",
+    "batch_invariant_rows",
     "drop_inference_copies",
     "eval_mode",
     "fast_bf16",
@@ -59,6 +60,18 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "int8" and device.type != "cpu":
         raise ValueError("precision 'int8' (dynamic quantisation) runs on CPU only; use bf16 on a GPU")
     return precision
+
+
+def batch_invariant_rows(device: torch.device, precision: str) -> int | None:
+    """Rows per forward pass that keep each row's result independent of its batch mates (None: any number).
+
+    On CPU at fp32 and bf16 a row padded to a width of its own (`batching.invariant_width`) gives bit-identical
+    results in a batch of any size. int8 scales each layer's input per tensor, so batch mates move every row's
+    quantisation; GPU libraries pick matrix kernels by shape: there every row runs alone.
+    """
+    if device.type == "cpu" and resolve_precision(precision, device) in ("fp32", "bf16"):
+        return None
+    return 1
 
 
 def precision_context(device: torch.device, precision: str):

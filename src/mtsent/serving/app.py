@@ -266,17 +266,17 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         await asyncio.gather(job, gone, return_exceptions=True)
 
 
-def _model_runner(model: MultiTaskModel, precision: str, isolate: bool):
+def _model_runner(model: MultiTaskModel, precision: str):
     """The worker-thread function: key ("encode", normalize) or ("predict", tasks) -> one result per sentence.
 
-    With `isolate` every text is computed in a forward pass of its own: padding and batch size change float
-    rounding (by ~1e-7 in fp32, ~1e-3 in bf16), so this is what makes an answer independent of its batch mates.
+    Every call is batch-invariant: padding and batch size change float rounding (by ~1e-7 in fp32, ~1e-3 in
+    bf16), so each text is padded to a width of its own and an answer does not depend on its batch mates.
     """
 
     def call(kind: str, arg: object, sentences: list[str]) -> Sequence[object]:
         if kind == "encode":
-            return list(model.encoder.encode(sentences, normalize=arg, precision=precision))
-        return model.predict(sentences, tasks=list(arg), precision=precision)  # type: ignore[call-overload]
+            return list(model.encoder.encode(sentences, normalize=arg, precision=precision, batch_invariant=True))
+        return model.predict(sentences, tasks=list(arg), precision=precision, batch_invariant=True)  # type: ignore[call-overload]
 
     def run(key: Hashable, sentences: list[str]) -> Sequence[object]:
         kind, arg = key  # type: ignore[misc]
@@ -284,8 +284,6 @@ def _model_runner(model: MultiTaskModel, precision: str, isolate: bool):
             # the service answers as the library does by default (sentence tasks read a long text's first
             # window, as docs/serving.md says); the library's note about it would repeat on every call
             warnings.filterwarnings("ignore", message=r".*read only their first window")
-            if isolate:
-                return [result for s in sentences for result in call(kind, arg, [s])]
             return call(kind, arg, sentences)
 
     return run
@@ -350,11 +348,10 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
     # container's CPU quota, not the host's.
     threads = settings.threads or max(1, available_cpus() - 1)
     running = resolve_precision(settings.precision, model.device)
-    isolate = running == "fp32"
     model.eval()
     metrics = ServiceMetrics()
     batcher = MicroBatcher(
-        _model_runner(model, running, isolate),
+        _model_runner(model, running),
         max_batch_size=settings.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
         enabled=settings.batching,
@@ -503,7 +500,7 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
             normalize=c.normalize,
             max_length=model.encoder.max_length,
             tasks=[TaskInfo(name=t.name, type=t.type, labels=t.labels) for t in model.tasks.values()],
-            precision=PrecisionInfo(requested=settings.precision, running=running, batch_invariant=isolate),
+            precision=PrecisionInfo(requested=settings.precision, running=running, batch_invariant=True),
             limits=Limits(
                 max_sentences=settings.max_sentences,
                 max_chars=settings.max_chars,

@@ -213,7 +213,7 @@ class PrecisionInfo(_Strict):
     requested: Literal["fp32", "bf16", "auto"]
     running: Literal["fp32", "bf16"] = Field(description="What `auto` resolved to on this hardware.")
     batch_invariant: bool = Field(
-        description="True in fp32: each text is computed on its own, so its answer never depends on other requests."
+        description="Each text is padded to a width of its own, so its answer never depends on other requests."
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import Tensor, nn
 
-from mtsent.batching import DataCollator, Window
+from mtsent.batching import DataCollator, Window, padded_rows
 from mtsent.config import HeadConfig, register_task_type, task_type_class
 from mtsent.encoder import EncoderOutput, LongTexts
 from mtsent.spans import Word
@@ -127,7 +127,7 @@ class TaskType(ABC):
         A type whose rows are not independent overrides this; the sentence-pair type, for instance, returns the
         cosine between the sentence embeddings of the batch's first and second halves (see `texts_per_example`).
         """
-        return head(self.head_input(encoded))
+        return padded_rows(head, self.head_input(encoded))
 
     @abstractmethod
     def loss(self, logits: Tensor, labels: Tensor, class_weights: Tensor | None = None) -> Tensor:
@@ -147,9 +147,7 @@ class TaskType(ABC):
         """
         raise NotImplementedError(f"task type {self.name!r} cannot be distilled")
 
-    def distillation_loss(
-        self, logits: Tensor, labels: Tensor, teacher_probs: Tensor, gold_weight: float
-    ) -> Tensor:
+    def distillation_loss(self, logits: Tensor, labels: Tensor, teacher_probs: Tensor, gold_weight: float) -> Tensor:
         """The loss against `gold_weight` x gold + (1 - gold_weight) x teacher (teacher annealing; float32).
 
         `teacher_probs` holds the batch's `teacher_targets` rows, concatenated in batch order.
