@@ -30,8 +30,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import httpx
 import psutil
+import uvloop
 from load import SENTENCES, make_tiny_model, percentile, started_server
 
 SCENARIOS = ("hol", "abandon", "overload", "slow", "soak")
@@ -78,7 +80,7 @@ class Recorder:
 
 
 async def client_loop(
-    ac: httpx.AsyncClient, payloads: list[bytes], end: float, rec: Recorder, hang_up_after: float | None = None
+    session: aiohttp.ClientSession, payloads: list[bytes], end: float, rec: Recorder, hang_up_after: float | None = None
 ) -> None:
     """Send predicts back to back until `end`; with `hang_up_after`, give up on each after that many seconds."""
     i = 0
@@ -87,16 +89,16 @@ async def client_loop(
         i += 1
         t0 = time.perf_counter()
         try:
-            if hang_up_after is not None:
-                r = await asyncio.wait_for(ac.post("/v1/predict", content=payload, headers=HEADERS), hang_up_after)
-            else:
-                r = await ac.post("/v1/predict", content=payload, headers=HEADERS)
-            rec.add(str(r.status_code), (time.perf_counter() - t0) * 1000)
-            if r.status_code == 503:
-                await asyncio.sleep(min(float(r.headers.get("retry-after", "1")), 1.0))
+            async with asyncio.timeout(hang_up_after):  # None: no limit
+                async with session.post("/v1/predict", data=payload, headers=HEADERS) as r:
+                    await r.read()
+                    status, retry_after = r.status, float(r.headers.get("retry-after", "1"))
+            rec.add(str(status), (time.perf_counter() - t0) * 1000)
+            if status == 503:
+                await asyncio.sleep(min(retry_after, 1.0))
         except TimeoutError:
             rec.add("hung_up", (time.perf_counter() - t0) * 1000)
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             rec.add(type(exc).__name__, (time.perf_counter() - t0) * 1000)
 
 
@@ -108,32 +110,44 @@ async def rss_sampler(pid: int, end: float, samples: list[float], every: float =
 
 
 async def run_classes(url: str, pid: int, duration: float, classes: dict[str, tuple[int, Callable]]) -> dict:
-    """Run every class of clients at once for `duration` seconds; returns their summaries and the RSS."""
+    """Run every class of clients at once for `duration` seconds; returns their summaries, the RSS and the CPU
+    each side used (a load generator that needs a whole core measures itself, not the server)."""
     end = time.monotonic() + duration
     recorders = {name: Recorder() for name in classes}
     rss: list[float] = []
     total = sum(n for n, _ in classes.values())
-    limits = httpx.Limits(max_connections=total + 4, max_keepalive_connections=total + 4)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as ac:
+    processes = {"client": psutil.Process(), "server": psutil.Process(pid)}
+    cpu_before = {side: sum(p.cpu_times()[:2]) for side, p in processes.items()}
+    started = time.monotonic()
+    connector = aiohttp.TCPConnector(limit=total + 4)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
         jobs = [rss_sampler(pid, end, rss)]
         for name, (n, make) in classes.items():
-            jobs += [make(ac, end, recorders[name]) for _ in range(n)]
+            jobs += [make(session, end, recorders[name]) for _ in range(n)]
         await asyncio.gather(*jobs)
-    result = {name: rec.summary() for name, rec in recorders.items()}
+    wall = time.monotonic() - started
+    result: dict = {name: rec.summary() for name, rec in recorders.items()}
     result["rss_mib"] = {"first": rss[0], "last": rss[-1], "max": max(rss)} if rss else None
+    result["cpu_percent"] = {
+        side: round(100 * (sum(p.cpu_times()[:2]) - cpu_before[side]) / wall, 1) for side, p in processes.items()
+    }
     return result
 
 
-def small_clients(ac, end, rec):
-    return client_loop(ac, SMALL, end, rec)
+def small_clients(session, end, rec):
+    return client_loop(session, SMALL, end, rec)
+
+
+def abandoning_clients(session, end, rec):
+    return client_loop(session, [LARGE_64], end, rec, hang_up_after=1.0)
 
 
 def scenario_hol(url: str, pid: int, args: argparse.Namespace) -> dict:
     classes = {
-        "large_256x2000": (8, lambda ac, end, rec: client_loop(ac, [LARGE_256], end, rec)),
+        "large_256x2000": (8, lambda session, end, rec: client_loop(session, [LARGE_256], end, rec)),
         "one_sentence": (32, small_clients),
     }
-    result = asyncio.run(run_classes(url, pid, args.duration, classes))
+    result = uvloop.run(run_classes(url, pid, args.duration, classes))
     small = result["one_sentence"]
     fast_rejections = small["rejected_503_ms"]["n"] == 0 or small["rejected_503_ms"]["p99"] < 1000
     result["check"] = {
@@ -144,12 +158,15 @@ def scenario_hol(url: str, pid: int, args: argparse.Namespace) -> dict:
 
 
 def scenario_abandon(url: str, pid: int, args: argparse.Namespace) -> dict:
-    alone = asyncio.run(run_classes(url, pid, args.duration, {"normal": (16, small_clients)}))
+    alone = uvloop.run(run_classes(url, pid, args.duration, {"normal": (16, small_clients)}))
     classes = {
         "normal": (16, small_clients),
-        "abandoning_64x2000": (16, lambda ac, end, rec: client_loop(ac, [LARGE_64], end, rec, hang_up_after=1.0)),
+        "abandoning_64x2000": (
+            16,
+            lambda session, end, rec: client_loop(session, [LARGE_64], end, rec, hang_up_after=1.0),
+        ),
     }
-    together = asyncio.run(run_classes(url, pid, args.duration, classes))
+    together = uvloop.run(run_classes(url, pid, args.duration, classes))
     ratio = together["normal"]["ok_ms"]["p99"] / max(alone["normal"]["ok_ms"]["p99"], 1e-9)
     return {
         "without_abandoners": alone,
@@ -160,7 +177,7 @@ def scenario_abandon(url: str, pid: int, args: argparse.Namespace) -> dict:
 
 
 def scenario_overload(url: str, pid: int, args: argparse.Namespace) -> dict:
-    result = asyncio.run(run_classes(url, pid, args.duration, {"clients_256": (256, small_clients)}))
+    result = uvloop.run(run_classes(url, pid, args.duration, {"clients_256": (256, small_clients)}))
     r = result["clients_256"]
     server_errors = {k: v for k, v in r["outcomes"].items() if k.startswith("5") and k != "503"}
     fast = r["rejected_503_ms"]["n"] == 0 or r["rejected_503_ms"]["max"] <= 50
@@ -221,7 +238,7 @@ def scenario_slow(url: str, pid: int, args: argparse.Namespace) -> dict:
 
 
 def scenario_soak(url: str, pid: int, args: argparse.Namespace) -> dict:
-    result = asyncio.run(run_classes(url, pid, args.soak_duration, {"clients_32": (32, small_clients)}))
+    result = uvloop.run(run_classes(url, pid, args.soak_duration, {"clients_32": (32, small_clients)}))
     r, rss = result["clients_32"], result["rss_mib"]
     errors = {k: v for k, v in r["outcomes"].items() if k != "200"}
     growth = (rss["last"] - rss["first"]) / rss["first"] * 100

@@ -68,6 +68,10 @@ def test_full_queue_answers_503_at_once(slow_server) -> None:
         r = httpx.post(f"{url}/v1/predict", json=BIG, timeout=10)
         assert r.status_code == 503 and time.monotonic() - started < 1.0
         assert int(r.headers["retry-after"]) >= 1 and "queue is full" in r.json()["detail"]
+        # refused before its body is read: a malformed one gets the 503, not a 400
+        broken = httpx.post(f"{url}/v1/predict", content=b"{not json", headers={"content-type": "application/json"})
+        assert broken.status_code == 503 and "queue is full" in broken.json()["detail"]
+        assert httpx.post(f"{url}/v1/nothing-here", json=BIG).status_code != 503  # only the model's endpoints
         assert httpx.get(f"{url}/ready").status_code in (200, 503)
         assert 'mtsent_rejected_requests_total{reason="queue_full"}' in httpx.get(f"{url}/metrics").text
     finally:

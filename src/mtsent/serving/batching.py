@@ -111,6 +111,7 @@ class MicroBatcher:
         self._wakeup: asyncio.Event | None = None
         self._collector: asyncio.Task | None = None
         self._tokens_per_second = 0.0  # moving average of the model's speed, for Retry-After
+        self._request_tokens = 0.0  # moving average of an admitted request's tokens, for `full`
         self.queued_tokens = 0  # tokens admitted and not yet handed to the model
         self.batches = 0  # model calls made, for tests and metrics
 
@@ -122,6 +123,12 @@ class MicroBatcher:
     @property
     def saturated(self) -> bool:
         return self.max_queue_tokens is not None and self.queued_tokens >= self.max_queue_tokens
+
+    @property
+    def full(self) -> bool:
+        """No room for a typical request (the moving average of admitted ones): refuse before reading the next."""
+        limit = self.max_queue_tokens
+        return limit is not None and self.queued_tokens > 0 and self.queued_tokens + self._request_tokens > limit
 
     @property
     def running(self) -> bool:
@@ -171,6 +178,7 @@ class MicroBatcher:
         if len(costs) != len(sentences):
             raise ValueError(f"{len(sentences)} sentences but {len(costs)} costs")
         self.admit(sum(costs))
+        self._request_tokens = 0.9 * self._request_tokens + 0.1 * sum(costs) if self._request_tokens else sum(costs)
         floor = min((r.served for r in self._active), default=0.0)
         request = _Request(key, list(sentences), costs, asyncio.get_running_loop().create_future(), served=floor)
         request.results = [None] * len(sentences)
