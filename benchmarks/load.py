@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-batch-size", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--threads", type=int, help="torch threads of the server (default: its own default)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32", help="the server's precision")
+    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="auto", help="the server's precision")
     p.add_argument("--output", type=Path, help="write the report as JSON here")
     args = p.parse_args(argv)
 

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--duration", type=float, default=60.0, help="seconds per scenario phase")
     p.add_argument("--soak-duration", type=float, default=600.0)
     p.add_argument("--model", type=Path, help="model directory (default: a tiny untrained one made here)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32", help="the server's precision")
+    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="auto", help="the server's precision")
     p.add_argument("--threads", type=int, help="torch threads of the server (default: its own default)")
     p.add_argument("--note", default="", help="free text stored with the results (e.g. 'shared CPU, short run')")
     p.add_argument("--output", type=Path, help="write the report as JSON here")

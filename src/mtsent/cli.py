@@ -356,8 +356,8 @@ def serve(
     host: str = HostOpt,
     port: int = typer.Option(8000, min=1, max=65535),
     precision: Literal["fp32", "bf16", "auto"] = typer.Option(
-        "fp32",
-        help="fp32: answers never depend on other requests; bf16/auto: faster on bf16 hardware (see docs).",
+        "auto",
+        help="auto: bf16 on bf16 hardware, else fp32; fp32: the reference. Answers never depend on other requests.",
     ),
     max_batch_size: int = typer.Option(32, min=1, help="Most sentences merged into one model call."),
     batch_tokens: int = typer.Option(1024, min=1, help="Most tokens per model call (large requests are split)."),

@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from mtsent.serving import ServeSettings
 
 # Small enough that fuzzed requests stay fast on two cores; the sentence limit keeps its default (256).
-TEST_SETTINGS = ServeSettings(max_chars=300, max_body_bytes=200_000, max_wait_ms=5.0)
+# fp32: the tests compare the service's answers with the library's reference precision
+TEST_SETTINGS = ServeSettings(max_chars=300, max_body_bytes=200_000, max_wait_ms=5.0, precision="fp32")
 
 
 @pytest.fixture(scope="session")

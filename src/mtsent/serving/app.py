@@ -73,7 +73,7 @@ class ServeSettings:
     max_chars: int = 2000
     max_body_bytes: int = 1_000_000
     threads: int | None = None  # torch intra-op threads; None = one core less than the container may use
-    precision: str = "fp32"
+    precision: str = "auto"
     max_queue_tokens: int = 262_144
     batch_tokens: int = 1024
     timeout_ms: int = 30_000

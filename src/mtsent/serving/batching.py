@@ -12,7 +12,8 @@ for example ("encode", normalize) or ("predict", tasks), and a cost per sentence
   newcomer starts at the current least service, not at zero, so it cannot starve the others. The first request
   chooses the key, then every waiting request with that key contributes one sentence in turn, in that order. A
   large request is thereby split across calls and interleaved with small ones, which ride in the very next call
-  instead of waiting behind it.
+  instead of waiting behind it. A call holds texts of one size class (at most `SIZE_CLASS_RATIO` times the cost of
+  its first text): a short text's answer never waits for a long text's pass in the same call.
 - Dropping: a caller that stops waiting (deadline passed, client gone, shutdown) cancels its `submit`; its
   sentences that have not reached the model yet are removed from the queue and never computed.
 
@@ -27,6 +28,7 @@ import contextlib
 import itertools
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,6 +55,9 @@ class ShuttingDown(Exception):
 
 
 _arrivals = itertools.count()
+SIZE_CLASS_RATIO = 4
+"""A call holds texts of at most this many times the cost of its first one, so that short texts are not held
+back by a long text computed beside them (a call answers when its slowest pass ends)."""
 
 
 @dataclass(eq=False)
@@ -111,7 +116,7 @@ class MicroBatcher:
         self._wakeup: asyncio.Event | None = None
         self._collector: asyncio.Task | None = None
         self._tokens_per_second = 0.0  # moving average of the model's speed, for Retry-After
-        self._request_tokens = 0.0  # moving average of an admitted request's tokens, for `full`
+        self._recent_requests: deque[int] = deque(maxlen=64)  # tokens of the last admitted requests, for `full`
         self.queued_tokens = 0  # tokens admitted and not yet handed to the model
         self.batches = 0  # model calls made, for tests and metrics
 
@@ -126,9 +131,9 @@ class MicroBatcher:
 
     @property
     def full(self) -> bool:
-        """No room for a typical request (the moving average of admitted ones): refuse before reading the next."""
-        limit = self.max_queue_tokens
-        return limit is not None and self.queued_tokens > 0 and self.queued_tokens + self._request_tokens > limit
+        """No room even for the smallest of the recent requests: refuse the next one before reading it."""
+        limit, queued = self.max_queue_tokens, self.queued_tokens
+        return limit is not None and queued > 0 and queued + min(self._recent_requests, default=1) > limit
 
     @property
     def running(self) -> bool:
@@ -178,7 +183,7 @@ class MicroBatcher:
         if len(costs) != len(sentences):
             raise ValueError(f"{len(sentences)} sentences but {len(costs)} costs")
         self.admit(sum(costs))
-        self._request_tokens = 0.9 * self._request_tokens + 0.1 * sum(costs) if self._request_tokens else sum(costs)
+        self._recent_requests.append(sum(costs))
         floor = min((r.served for r in self._active), default=0.0)
         request = _Request(key, list(sentences), costs, asyncio.get_running_loop().create_future(), served=floor)
         request.results = [None] * len(sentences)
@@ -229,12 +234,16 @@ class MicroBatcher:
         # cost) goes first, so short requests pass long ones at equal service and ride in every call
         by_finish = sorted(waiting, key=lambda r: (r.served + r.costs[r.next], r.arrival))
         turn = [r for r in by_finish if r.key == by_finish[0].key]
+        largest = SIZE_CLASS_RATIO * turn[0].costs[turn[0].next]  # texts much larger than the first wait
         cursor = {r: r.next for r in turn}
         picked: list[tuple[_Request, int]] = []
         tokens = 0
         while turn:
             for r in list(turn):
                 i = cursor[r]
+                if picked and r.costs[i] > largest:
+                    turn.remove(r)
+                    continue
                 if picked and self.batch_tokens is not None and tokens + r.costs[i] > self.batch_tokens:
                     return self._take(picked)
                 picked.append((r, i))
