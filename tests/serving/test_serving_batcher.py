@@ -171,3 +171,26 @@ def test_cancelled_request_leaves_the_queue_uncomputed() -> None:
 
     asyncio.run(main())
     assert len(model.calls) < 10
+
+
+def test_calls_hold_one_size_class_and_long_texts_run_alone() -> None:
+    """Short texts are not computed beside long ones (their answer would wait for the long pass), and a text over
+    a quarter of the budget gets a call of its own."""
+    model = Recorder()
+
+    async def main() -> None:
+        batcher = MicroBatcher(model, max_wait_ms=50, batch_tokens=1024)
+        await batcher.start()
+        jobs = [
+            batcher.submit("k", ["long1", "long2", "mid"], costs=[400, 400, 60]),
+            batcher.submit("k", ["short1"], costs=[12]),
+            batcher.submit("k", ["short2", "short3"], costs=[15, 40]),
+        ]
+        await asyncio.gather(*jobs)
+        await batcher.stop()
+
+    asyncio.run(main())
+    calls = [sentences for _, sentences in model.calls]
+    assert calls[0] == ["short1", "short2", "short3"]  # 40 <= 4 x 12 rides along, 400 does not
+    assert ["long1"] in calls and ["long2"] in calls
+    assert sorted(s for c in calls for s in c) == ["long1", "long2", "mid", "short1", "short2", "short3"]

@@ -13,7 +13,8 @@ for example ("encode", normalize) or ("predict", tasks), and a cost per sentence
   chooses the key, then every waiting request with that key contributes one sentence in turn, in that order. A
   large request is thereby split across calls and interleaved with small ones, which ride in the very next call
   instead of waiting behind it. A call holds texts of one size class (at most `SIZE_CLASS_RATIO` times the cost of
-  its first text): a short text's answer never waits for a long text's pass in the same call.
+  its first text): a short text's answer never waits for a long text's pass in the same call, and a long text
+  (over a quarter of the budget) runs alone, so a short request arriving meanwhile waits for one pass at most.
 - Dropping: a caller that stops waiting (deadline passed, client gone, shutdown) cancels its `submit`; its
   sentences that have not reached the model yet are removed from the queue and never computed.
 
@@ -58,6 +59,8 @@ _arrivals = itertools.count()
 SIZE_CLASS_RATIO = 4
 """A call holds texts of at most this many times the cost of its first one, so that short texts are not held
 back by a long text computed beside them (a call answers when its slowest pass ends)."""
+LONG_TEXT_SHARE = 4
+"""A text costing more than 1/LONG_TEXT_SHARE of the call budget is computed in a call of its own."""
 
 
 @dataclass(eq=False)
@@ -234,7 +237,11 @@ class MicroBatcher:
         # cost) goes first, so short requests pass long ones at equal service and ride in every call
         by_finish = sorted(waiting, key=lambda r: (r.served + r.costs[r.next], r.arrival))
         turn = [r for r in by_finish if r.key == by_finish[0].key]
-        largest = SIZE_CLASS_RATIO * turn[0].costs[turn[0].next]  # texts much larger than the first wait
+        first = turn[0].costs[turn[0].next]
+        largest = SIZE_CLASS_RATIO * first  # texts much larger than the first wait for a call of their own
+        budget = self.batch_tokens
+        if budget is not None and LONG_TEXT_SHARE * first > budget:
+            budget = first  # a long text runs alone: its pass is what a newly arrived short request waits for
         cursor = {r: r.next for r in turn}
         picked: list[tuple[_Request, int]] = []
         tokens = 0
@@ -244,7 +251,7 @@ class MicroBatcher:
                 if picked and r.costs[i] > largest:
                     turn.remove(r)
                     continue
-                if picked and self.batch_tokens is not None and tokens + r.costs[i] > self.batch_tokens:
+                if picked and budget is not None and tokens + r.costs[i] > budget:
                     return self._take(picked)
                 picked.append((r, i))
                 tokens += r.costs[i]
