@@ -229,3 +229,17 @@ def test_an_adapter_model_exports_merged(tiny_backbone, tmp_path):
     keep = batch["attention_mask"].bool()
     torch.testing.assert_close(got[keep], expected[keep], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(model.encoder(batch["input_ids"], batch["attention_mask"]).token_embeddings, unadapted)
+
+
+def test_onnx_export_of_a_model_with_a_similarity_task(tiny_backbone, tmp_path):
+    """A similarity task has no logits of its own (its answer is the cosine of two embeddings): the graph leaves it
+    out instead of failing to trace, as the shipped model (which has one) needs."""
+    enc = SentenceEncoder(str(tiny_backbone), device="cpu")
+    tasks = [
+        {"name": "sentiment", "type": "sentence_classification", "labels": ["negative", "positive"]},
+        {"name": "sts", "type": "sentence_similarity"},
+    ]
+    out = to_onnx(MultiTaskModel(enc, tasks).eval(), tmp_path / "onnx")
+    meta = json.loads((out / "export.json").read_text(encoding="utf-8"))
+    assert [o["name"] for o in meta["outputs"]] == ["sentence_embedding", "logits_sentiment"]
+    assert meta["checked_max_abs_diff"] <= 1e-4

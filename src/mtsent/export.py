@@ -149,12 +149,16 @@ def _check_close(got, expected, mask, fmt: str) -> float:
 
 
 class _OnnxGraph(nn.Module):
-    """The model as ONNX sees it: ids and mask in, a flat tuple (embedding, each head's logits) out."""
+    """The model as ONNX sees it: ids and mask in, a flat tuple (embedding, each head's logits) out.
+
+    Tasks that answer one text have logits; a sentence-pair task (similarity) has none of its own: its answer is
+    the cosine of two rows of `sentence_embedding`.
+    """
 
     def __init__(self, model: MultiTaskModel) -> None:
         super().__init__()
         self.model = model
-        self.names = list(model.tasks)
+        self.names = model.check_tasks(None)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(input_ids, attention_mask)
