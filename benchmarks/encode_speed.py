@@ -1,25 +1,14 @@
-"""Encoding speed and quality: sentence-transformers (fp32, bf16 weights, and its ONNX / ONNX O3 / ONNX int8 /
-OpenVINO backends) vs mtsent's precisions, same model.
+"""Encoding speed and quality: sentence-transformers (fp32, bf16 weights) vs mtsent's precisions, same model.
 
 Run: `python benchmarks/encode_speed.py` (writes docs/results/encode_speed.json). Every contender is warmed up,
 then timed round-robin (so machine noise hits all alike) and the median of the repetitions is reported. Quality
 is measured on every STS-B dev sentence: cosine to the fp32 embeddings and the STS-B dev Spearman.
-
-sentence-transformers' ONNX and OpenVINO backends need optimum, which pins transformers < 4.58; they run in an
-environment of their own (`--st-python`, default ../stbench/bin/python, see st_backends_worker.py), driven over
-a pipe so that their timings interleave with the others'; without it those rows are left out and said so.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
@@ -32,49 +21,6 @@ from records import RESULTS, machine, write_report
 from similarity import row_cosine, sts_spearman
 
 Encode = Callable[[list[str]], np.ndarray]
-ROOT = Path(__file__).resolve().parents[1]
-
-
-class RemoteBackend:
-    """One backend of st_backends_worker.py: called, it embeds; `seconds` times one encode inside the worker."""
-
-    def __init__(self, worker: subprocess.Popen, name: str, workdir: Path) -> None:
-        self.worker, self.name, self.workdir = worker, name, workdir
-
-    def ask(self, request: dict) -> dict:
-        return ask(self.worker, request)
-
-    def seconds(self, sentences: list[str]) -> float:
-        return self.ask({"time": self.name, "sentences": sentences})["seconds"]
-
-    def __call__(self, sentences: list[str]) -> np.ndarray:
-        out = self.workdir / "embeddings.npy"
-        self.ask({"embed": self.name, "sentences": sentences, "out": str(out)})
-        return np.load(out)
-
-
-def ask(worker: subprocess.Popen, request: dict) -> dict:
-    worker.stdin.write(json.dumps(request) + "\n")
-    worker.stdin.flush()
-    answer = json.loads(worker.stdout.readline() or '{"error": "the worker exited"}')
-    if "error" in answer:
-        raise RuntimeError(f"st_backends_worker: {answer['error']}")
-    return answer
-
-
-def remote_backends(python: Path, workdir: Path) -> dict[str, Encode]:
-    """sentence-transformers' ONNX/OpenVINO backends, exported offline in their own environment."""
-    from mtsent.encoder import default_backbone_path
-
-    worker = subprocess.Popen(
-        [str(python), str(Path(__file__).with_name("st_backends_worker.py"))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    names = ask(worker, {"setup": str(default_backbone_path()), "workdir": str(workdir)})["backends"]
-    return {name: RemoteBackend(worker, name, workdir) for name in names}
 
 
 def contenders() -> dict[str, Encode]:
@@ -105,15 +51,9 @@ def main() -> None:
     parser.add_argument("--agnews", type=int, default=300, help="AG News articles to encode per repetition")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", type=Path, default=RESULTS / "encode_speed.json")
-    parser.add_argument("--st-python", type=Path, default=ROOT.parent / "stbench" / "bin" / "python")
     args = parser.parse_args()
 
     runs = contenders()
-    workdir = Path(tempfile.mkdtemp(prefix="st_backends_"))
-    if args.st_python.exists():
-        runs |= remote_backends(args.st_python, workdir)
-    else:
-        print(f"{args.st_python} not found: sentence-transformers' ONNX/OpenVINO rows are left out", file=sys.stderr)
     corpora = {"sst2": read_sst2()[: args.sst2], "agnews": read_agnews()[: args.agnews]}
     speed: dict[str, dict[str, float]] = {name: {} for name in runs}
     for corpus, sentences in corpora.items():
@@ -122,9 +62,6 @@ def main() -> None:
             encode(sentences[:256])  # warm-up: converted copies, allocator, kernels
         for _ in range(args.repeats):
             for name, encode in runs.items():
-                if isinstance(encode, RemoteBackend):  # timed inside its process, without the pipe
-                    times[name].append(encode.seconds(sentences))
-                    continue
                 start = time.perf_counter()
                 encode(sentences)
                 times[name].append(time.perf_counter() - start)
@@ -153,11 +90,9 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "corpora": {c: len(s) for c, s in corpora.items()},
         "repeats": args.repeats,
-        "st_backends_python": str(args.st_python) if args.st_python.exists() else None,
         "results": rows,
     }
     write_report(args.output, result)
-    shutil.rmtree(workdir, ignore_errors=True)
     print("| contender | SST-2 sent/s | AG News sent/s | x ST fp32 (SST-2 / AG) | min / mean cos to fp32 | STS-B ρ |")
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():
