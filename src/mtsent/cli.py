@@ -363,6 +363,9 @@ def serve(
     batch_tokens: int = typer.Option(1024, min=1, help="Most tokens per model call (large requests are split)."),
     max_wait_ms: float = typer.Option(5.0, min=0, max=1000, help="Longest wait for more requests to merge."),
     batching: bool = typer.Option(True, help="Merge concurrent requests (--no-batching runs each alone)."),
+    warmup: bool = typer.Option(
+        True, help="Run each batch shape once before listening, so first requests and memory do not pay for it."
+    ),
     max_queue_tokens: int = typer.Option(262_144, min=1, help="Tokens the queue admits (beyond: 503 at once)."),
     timeout_ms: int = typer.Option(30_000, min=1, help="Default deadline per request (504 past it)."),
     max_sentences: int = typer.Option(256, min=1, help="Most sentences per request."),
@@ -403,6 +406,7 @@ def serve(
             keep_alive_s=keep_alive,
             max_connections=max_connections,
             shutdown_timeout_s=shutdown_timeout,
+            warmup=warmup,
         )
         warning = exposure_warning(host, settings)
         if warning:

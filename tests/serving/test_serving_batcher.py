@@ -194,3 +194,21 @@ def test_calls_hold_one_size_class_and_long_texts_run_alone() -> None:
     assert calls[0] == ["short1", "short2", "short3"]  # 40 <= 4 x 12 rides along, 400 does not
     assert ["long1"] in calls and ["long2"] in calls
     assert sorted(s for c in calls for s in c) == ["long1", "long2", "mid", "short1", "short2", "short3"]
+
+
+def test_warm_up_runs_on_the_worker_thread_and_is_not_counted() -> None:
+    model, observed = Recorder(), []
+    batcher = MicroBatcher(model, observer=lambda *a: observed.append(a))
+
+    async def main():
+        await batcher.start()
+        try:
+            await batcher.warm_up([("k", ["a"]), ("k", ["b", "c"])])
+            return await batcher.submit("k", ["d"])
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(main()) == [("k", "d")]
+    assert model.calls == [("k", ["a"]), ("k", ["b", "c"]), ("k", ["d"])]
+    assert model.threads == {t for t in model.threads if t.startswith("mtsent-model")}
+    assert batcher.batches == 1 and len(observed) == 1

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mtsent.batching import INVARIANT_WIDTHS
 from mtsent.model import MultiTaskModel
 from mtsent.precision import resolve_precision
 from mtsent.serving.batching import MicroBatcher, QueueFull, ShuttingDown
@@ -49,7 +50,7 @@ from mtsent.serving.schemas import (
 from mtsent.serving.security import ApiKeyAuth
 from mtsent.serving.system import available_cpus
 
-__all__ = ["SERVE_PRECISIONS", "TIMEOUT_HEADER", "ServeSettings", "create_app"]
+__all__ = ["SERVE_PRECISIONS", "TIMEOUT_HEADER", "ServeSettings", "create_app", "warmup_calls"]
 
 log = logging.getLogger("mtsent.serving")
 access_log = logging.getLogger("mtsent.access")
@@ -84,6 +85,7 @@ class ServeSettings:
     max_connections: int = 1024
     max_header_bytes: int = 16_384
     shutdown_timeout_s: float = 30.0
+    warmup: bool = True  # run `warmup_calls` before listening
 
     def __post_init__(self) -> None:
         positive = (
@@ -316,6 +318,27 @@ def _model_runner(model: MultiTaskModel, precision: str):
     return run
 
 
+def warmup_calls(model: MultiTaskModel, settings: ServeSettings) -> list[tuple[Hashable, list[str]]]:
+    """Model calls run once before the service listens: at each padded width, one text alone and a full call.
+
+    The first call at a precision builds its converted weights (bf16: a second copy of the model) and each new
+    batch shape its kernels and buffers; without these calls the first requests pay for both, slowly, and the
+    service's memory climbs during its first minute of traffic instead of before it is ready.
+    """
+    names = tuple(model.check_tasks(None))
+    key: tuple = ("predict", names) if names else ("encode", True)
+    calls: list[tuple[Hashable, list[str]]] = []
+    previous = 0
+    for width in INVARIANT_WIDTHS:
+        if width > model.encoder.max_length:
+            break
+        text = " ".join(["word"] * max(1, width - 2))  # about `width` tokens with [CLS] and [SEP]
+        full = min(settings.max_batch_size, max(1, settings.batch_tokens // (previous + 1)))
+        calls += [(key, [text] * rows) for rows in sorted({1, full})]
+        previous = width
+    return calls
+
+
 class TokenCounter:
     """Tokens per sentence as the model will see them: truncated to its window for encode, every window for predict."""
 
@@ -401,6 +424,10 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
         tokenizing = ThreadPoolExecutor(1, thread_name_prefix="mtsent-tokenize")
         torch.set_num_threads(threads)
         await batcher.start()
+        if settings.warmup:
+            started = time.perf_counter()
+            await batcher.warm_up(warmup_calls(model, settings))
+            log.info("mtsent: warmed up in %.1f s", time.perf_counter() - started)
         log.info("mtsent: serving, precision=%s, batching=%s, torch threads=%d", running, settings.batching, threads)
         yield
         stopping.set()

@@ -122,6 +122,7 @@ class MicroBatcher:
         self._recent_requests: deque[int] = deque(maxlen=64)  # tokens of the last admitted requests, for `full`
         self.queued_tokens = 0  # tokens admitted and not yet handed to the model
         self.batches = 0  # model calls made, for tests and metrics
+        self.warmed_up = 0  # warm-up calls made before serving
 
     @property
     def queued(self) -> int:
@@ -161,6 +162,13 @@ class MicroBatcher:
         self.queued_tokens = 0
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+
+    async def warm_up(self, calls: Sequence[tuple[Hashable, list[str]]]) -> None:
+        """Run these calls on the worker thread before any request arrives (not counted as batches or observed)."""
+        loop = asyncio.get_running_loop()
+        for key, sentences in calls:
+            await loop.run_in_executor(self._executor, self.run, key, sentences)
+            self.warmed_up += 1
 
     def retry_after(self) -> int:
         """Whole seconds until the queue has probably drained (at least 1)."""

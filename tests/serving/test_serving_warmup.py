@@ -1,0 +1,41 @@
+"""The start-up warm-up: every padded width the model serves, alone and in a full call, before the service listens."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fastapi.testclient import TestClient
+
+from mtsent.batching import INVARIANT_WIDTHS, invariant_width
+from mtsent.serving import ServeSettings, create_app
+from mtsent.serving.app import warmup_calls
+
+
+def test_warmup_calls_cover_each_width_alone_and_full(served_model) -> None:
+    settings = ServeSettings(max_batch_size=8, batch_tokens=200)
+    calls = warmup_calls(served_model, settings)
+    widths = [w for w in INVARIANT_WIDTHS if w <= served_model.encoder.max_length]
+    tokenizer = served_model.encoder.tokenizer
+    seen: dict[int, set[int]] = {}
+    for key, texts in calls:
+        assert key == ("predict", tuple(served_model.check_tasks(None)))
+        assert len(set(texts)) == 1 and len(texts) <= settings.max_batch_size
+        width = invariant_width(len(tokenizer(texts[0])["input_ids"]))
+        seen.setdefault(width, set()).add(len(texts))
+    assert sorted(seen) == widths
+    previous = [0, *widths[:-1]]
+    for width, before in zip(widths, previous):
+        assert seen[width] == {1, min(8, max(1, 200 // (before + 1)))}
+
+
+def test_warmup_runs_before_the_first_request(served_model) -> None:
+    settings = ServeSettings(precision="fp32", warmup=True)
+    app = create_app(served_model, settings)
+    with TestClient(app) as client:
+        calls = app.state.batcher.warmed_up
+        assert calls == len(warmup_calls(served_model, settings)) > 0
+        assert app.state.batcher.batches == 0
+        assert client.post("/v1/predict", json={"sentences": ["Hello Berlin"]}).status_code == 200
+    cold = create_app(served_model, dataclasses.replace(settings, warmup=False))
+    with TestClient(cold):
+        assert cold.state.batcher.warmed_up == 0
