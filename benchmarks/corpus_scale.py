@@ -10,6 +10,9 @@ bound) and as PSS (shares such a page between its users: the machine's real cost
 `predict` uses the packaged MiniLM encoder with 3 task heads initialised at random (sentiment, topic, NER): it
 measures speed, not quality. The restart check kills the in-process `encode` job (SIGKILL) once about half of the
 files are complete, runs the same command again, and checks that the output holds every input row exactly once.
+
+At a million rows each job takes about half an hour on 2 cores; `--jobs encode` (then `--jobs predict`, then
+`--jobs restart`) runs a part and merges it into the record, each job keeping its own date and machine.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -33,6 +37,7 @@ import pyarrow.parquet as pq
 from corpora import DATA, read_sst2
 from records import RESULTS, machine, write_report
 
+JOBS = ("encode", "predict", "restart")
 TASKS = [
     {"name": "sentiment", "type": "sentence_classification", "labels": ["negative", "positive"]},
     {"name": "topic", "type": "sentence_classification", "labels": ["World", "Sports", "Business", "Sci/Tech"]},
@@ -98,6 +103,29 @@ def run(command: list[str], kill_when=None) -> dict:
     }
 
 
+def restart_check(mtsent: str, common: list[str], work: Path, args: argparse.Namespace) -> dict:
+    """Kill the in-process encode once half of the files are complete, run it again, count the rows written."""
+    out = work / "restart"
+    cmd = [mtsent, "encode", *common, "--output", str(out), "--threads", "2"]
+    killed = run(cmd, kill_when=lambda: len(list((out / "_done").glob("*.json"))) >= args.files // 2)
+    done_at_kill = len(list((out / "_done").glob("*.json")))
+    resumed = run(cmd)
+    table = pq.read_table(out, columns=["file", "row"])
+    keys = set(zip(table.column("file").to_pylist(), table.column("row").to_pylist()))
+    return {
+        "killed_after_files": done_at_kill,
+        "files": args.files,
+        "killed": killed,
+        "resumed": resumed,
+        "rows_written": table.num_rows,
+        "unique_rows": len(keys),
+        "input_rows": args.rows,
+        "ok": table.num_rows == len(keys) == args.rows,
+        "date": date.today().isoformat(),
+        "machine": machine(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -107,7 +135,16 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep inputs and outputs here (default: temp)")
     parser.add_argument("--output", type=Path, default=RESULTS / "corpus_scale.json")
     parser.add_argument("--note", default="", help="how the machine was (shared, quiet) when this ran")
+    parser.add_argument(
+        "--jobs",
+        default=",".join(JOBS),
+        help="comma-separated, of: encode, predict (each in-process and on Ray, side by side), restart. A record "
+        "already at --output for the same rows keeps the jobs not run now, so a long run can be done in parts",
+    )
     args = parser.parse_args()
+    jobs = [j.strip() for j in args.jobs.split(",") if j.strip()]
+    if not jobs or set(jobs) - set(JOBS):
+        raise SystemExit(f"--jobs takes a comma-separated list of {', '.join(JOBS)}; got {args.jobs!r}")
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mtsent-corpus-"))
     make_input(work / "input", args.rows, args.files)
@@ -115,13 +152,18 @@ def main() -> None:
     mtsent = shutil.which("mtsent") or str(Path(sys.executable).with_name("mtsent"))
     common = ["--input", str(work / "input"), "--chunk-size", str(args.chunk_size), "--precision", args.precision]
     ray_opts = ["--engine", "ray", "--actors", "2", "--threads", "1"]
-    runs = {}
+    record = json.loads(args.output.read_text()) if args.output.exists() else {}
+    if record.get("rows") != args.rows or record.get("precision") != args.precision:
+        record = {}
+    runs = record.get("runs", {})
     for name, command, model, extra in [
         ("encode_in_process", "encode", [], ["--threads", "2"]),
         ("encode_ray_2x1", "encode", [], ray_opts),
         ("predict_in_process", "predict", ["-m", str(work / "model3")], ["--threads", "2"]),
         ("predict_ray_2x1", "predict", ["-m", str(work / "model3")], ray_opts),
     ]:
+        if command not in jobs:
+            continue
         out = work / name
         cmd = [mtsent, command, *model, *common, "--output", str(out), *extra]
         result = run(cmd)
@@ -131,27 +173,15 @@ def main() -> None:
             **result,
             "command": " ".join(["mtsent", *cmd[1:]]).replace(str(work), "$WORK"),
             "rows_per_s": round(args.rows / result["seconds"], 1),
+            "date": date.today().isoformat(),
+            "machine": machine(),
+            "note": args.note,
         }
         print(name, runs[name], flush=True)
 
-    out = work / "restart"
-    cmd = [mtsent, "encode", *common, "--output", str(out), "--threads", "2"]
-    killed = run(cmd, kill_when=lambda: len(list((out / "_done").glob("*.json"))) >= args.files // 2)
-    done_at_kill = len(list((out / "_done").glob("*.json")))
-    resumed = run(cmd)
-    table = pq.read_table(out, columns=["file", "row"])
-    keys = set(zip(table.column("file").to_pylist(), table.column("row").to_pylist()))
-    restart = {
-        "killed_after_files": done_at_kill,
-        "files": args.files,
-        "killed": killed,
-        "resumed": resumed,
-        "rows_written": table.num_rows,
-        "unique_rows": len(keys),
-        "input_rows": args.rows,
-        "ok": table.num_rows == len(keys) == args.rows,
-    }
-    print("restart", restart, flush=True)
+    restart = restart_check(mtsent, common, work, args) if "restart" in jobs else record.get("restart")
+    if restart is not None:
+        print("restart", restart, flush=True)
 
     result = {
         "benchmark": "corpus_scale",
@@ -172,6 +202,7 @@ def main() -> None:
                 - runs[f"{cmd}_in_process"]["peak_pss_mib"],
             }
             for cmd in ("encode", "predict")
+            if f"{cmd}_ray_2x1" in runs and f"{cmd}_in_process" in runs
         },
         "restart": restart,
     }

@@ -27,7 +27,9 @@ def machine() -> str:
     flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
     units = [
         name
-        for flag, name in (("avx512f", "AVX-512"), ("amx_bf16", "AMX bf16"), ("amx_int8", "AMX int8"))
+        for flag, name in (
+            ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 bf16"), ("amx_bf16", "AMX bf16"), ("amx_int8", "AMX int8")
+        )
         if flag in flags
     ]
     gpu = "CUDA GPU" if torch.cuda.is_available() else "no GPU"
