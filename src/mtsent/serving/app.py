@@ -8,6 +8,7 @@ a deadline, and its work is dropped when the deadline passes or its client hangs
 
 import asyncio
 import base64
+import copy
 import logging
 import time
 import uuid
@@ -25,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from tokenizers import Tokenizer
 
 from mtsent.batching import INVARIANT_WIDTHS
 from mtsent.model import MultiTaskModel
@@ -340,15 +342,31 @@ def warmup_calls(model: MultiTaskModel, settings: ServeSettings) -> list[tuple[H
 
 
 class TokenCounter:
-    """Tokens per sentence as the model will see them: truncated to its window for encode, every window for predict."""
+    """Tokens per sentence as the model will see them: truncated to its window for encode, every window for predict.
+
+    Counting runs on the event loop or the tokenising thread while the model thread tokenises too, so it uses a
+    tokenizer of its own: a fast tokenizer keeps truncation and padding as mutable state that each call sets, and
+    a shared one could have its settings changed by the other thread halfway through a call. Lengths come from
+    the Rust tokenizer directly, without building Python lists of ids.
+    """
 
     def __init__(self, model: MultiTaskModel) -> None:
-        self.tokenizer = model.encoder.tokenizer
+        tokenizer = model.encoder.tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._backend = None if backend is None else Tokenizer.from_str(backend.to_str())
+        if self._backend is not None:
+            self._backend.no_truncation()
+            self._backend.no_padding()
+        # a tokenizer without a Rust backend: a copy of its own
+        self._tokenizer = copy.deepcopy(tokenizer) if self._backend is None else None
         self.max_length = model.encoder.max_length
 
     def count(self, kind: str, sentences: list[str]) -> list[int]:
-        ids = self.tokenizer(sentences, add_special_tokens=True, verbose=False)["input_ids"]
-        return self._cap(kind, [len(x) for x in ids])
+        if self._backend is not None:
+            lengths = [len(e) for e in self._backend.encode_batch_fast(sentences, add_special_tokens=True)]
+        else:
+            lengths = [len(x) for x in self._tokenizer(sentences, add_special_tokens=True, verbose=False)["input_ids"]]
+        return self._cap(kind, lengths)
 
     def lower_bound(self, kind: str, sentences: list[str]) -> int:
         """At most the true total, and cheap: every word is at least one token."""
