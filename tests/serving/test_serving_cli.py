@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,20 @@ from typer.testing import CliRunner
 from mtsent.cli import app
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def own_logging_stays_in_the_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`uvicorn.Config` applies mtsent's logging setup at once, with handlers on the CLI runner's stream, which is
+    closed when the test ends: later log lines in the session would fail to write. Restore the loggers after."""
+    for name in ("mtsent", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+        for attr in ("level", "propagate", "disabled"):
+            monkeypatch.setattr(logger, attr, getattr(logger, attr))
+    yield
+    monkeypatch.undo()
+    logging.getLogger().manager._clear_cache()
 
 
 def test_missing_model_dir(tmp_path: Path) -> None:

@@ -169,6 +169,12 @@ class BodyLimit:
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
+def refused(metrics: ServiceMetrics, exc: QueueFull) -> tuple[str, dict[str, str]]:
+    """Count a queue-full refusal; its 503's detail and headers (whether it is refused early or by its count)."""
+    metrics.rejected.labels("queue_full").inc()
+    return str(exc), {"Retry-After": str(exc.retry_after)}
+
+
 class QueueGate:
     """ASGI middleware answering 503 at once, before the body is read, while the queue has no room for a typical
     request (`MicroBatcher.full`).
@@ -187,10 +193,7 @@ class QueueGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         computing = scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths
         if computing and self.batcher.full:
-            self.metrics.rejected.labels("queue_full").inc()
-            limit = self.batcher.max_queue_tokens
-            detail = f"the queue is full ({self.batcher.queued_tokens} of {limit} tokens waiting)"
-            headers = {"Retry-After": str(self.batcher.retry_after())}
+            detail, headers = refused(self.metrics, self.batcher.refusal())
             await JSONResponse({"detail": detail}, status_code=503, headers=headers)(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -514,8 +517,8 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
             async with asyncio.timeout(timeout):
                 results, costs = await _unless_disconnected(request, admitted(key, sentences))
         except QueueFull as exc:
-            metrics.rejected.labels("queue_full").inc()
-            raise HTTPException(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+            detail, headers = refused(metrics, exc)
+            raise HTTPException(503, detail, headers=headers) from None
         except ShuttingDown:
             metrics.rejected.labels("shutting_down").inc()
             raise HTTPException(503, "the service is shutting down", headers={"Retry-After": "1"}) from None

@@ -46,8 +46,9 @@ BatchObserver = Callable[[int, int, float], None]
 class QueueFull(Exception):
     """The queue has no room for the request's tokens; retry after `retry_after` seconds."""
 
-    def __init__(self, tokens: int, queued: int, limit: int, retry_after: int) -> None:
-        super().__init__(f"the queue is full ({queued} of {limit} tokens waiting; this request needs {tokens})")
+    def __init__(self, tokens: int | None, queued: int, limit: int, retry_after: int) -> None:
+        needs = "" if tokens is None else f"; this request needs {tokens}"
+        super().__init__(f"the queue is full ({queued} of {limit} tokens waiting{needs})")
         self.retry_after = retry_after
 
 
@@ -180,7 +181,11 @@ class MicroBatcher:
         """Raise QueueFull unless `tokens` fit in the queue now (an empty queue admits any request)."""
         limit = self.max_queue_tokens
         if limit is not None and self.queued_tokens > 0 and self.queued_tokens + tokens > limit:
-            raise QueueFull(tokens, self.queued_tokens, limit, self.retry_after())
+            raise self.refusal(tokens)
+
+    def refusal(self, tokens: int | None = None) -> QueueFull:
+        """The QueueFull for a request of `tokens` (None: not counted yet), with the current retry estimate."""
+        return QueueFull(tokens, self.queued_tokens, self.max_queue_tokens or 0, self.retry_after())
 
     async def submit(self, key: Hashable, sentences: list[str], costs: Sequence[int] | None = None) -> list[object]:
         """The results for `sentences` under `key`; `costs` are their tokens (default 1 each).
