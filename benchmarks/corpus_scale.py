@@ -123,6 +123,7 @@ def restart_check(mtsent: str, common: list[str], work: Path, args: argparse.Nam
         "ok": table.num_rows == len(keys) == args.rows,
         "date": date.today().isoformat(),
         "machine": machine(),
+        "note": args.note,
     }
 
 
