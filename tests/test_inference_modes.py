@@ -205,3 +205,27 @@ def test_encode_file_interrupted_leaves_previous_output(encoder, tmp_path: Path,
         encode_file(encoder, source, npy, chunk_size=2, precision="fp32")
     assert npy.read_bytes() == b"previous"  # the old file is untouched, no half-written array replaced it
     assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_a_child_run_alone_uses_its_part_of_the_parents_copy(precision: str) -> None:
+    torch.manual_seed(0)
+    parent = nn.Sequential(nn.Sequential(nn.Linear(8, 16), nn.ReLU()), nn.Linear(16, 4))
+    copy = inference_copy(parent, precision)
+    assert inference_copy(parent[0], precision) is copy[0]  # one converted encoder, whether predict or encode runs
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        parent[0][0].weight.add_(1.0)  # the child's weights change: its copy follows them
+    rebuilt = inference_copy(parent[0], precision)
+    assert rebuilt is not copy[0]
+    if precision == "bf16":
+        expected = parent[0](x).to(torch.bfloat16)
+        assert torch.allclose(rebuilt(x.to(torch.bfloat16)).float(), expected.float(), atol=0.1, rtol=0.05)
+
+
+def test_a_models_encoder_shares_the_models_converted_copy(tiny_model_dir: Path) -> None:
+    from mtsent import MultiTaskModel
+
+    model = MultiTaskModel.from_pretrained(str(tiny_model_dir))
+    model.predict(["Hello Berlin"], precision="bf16")
+    assert inference_copy(model.encoder, "bf16") is inference_copy(model, "bf16").encoder

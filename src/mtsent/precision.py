@@ -144,6 +144,11 @@ def inference_copy(module: nn.Module, precision: str) -> nn.Module:
     if cached is None or cached[0] != key:
         cached = (key, _converted(module, precision))
         _COPIES.setdefault(module, {})[precision] = cached
+        # a child run on its own (a model's encoder, by `encode`) uses its part of this copy, not a second one
+        clone_children = dict(cached[1].named_children())
+        for name, child in module.named_children():
+            if any(True for _ in child.parameters()) and name in clone_children:
+                _COPIES.setdefault(child, {})[precision] = ((precision, _weights_key(child)), clone_children[name])
     return cached[1]
 
 
