@@ -268,6 +268,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", type=Path, help="model directory (default: a tiny untrained one made here)")
     p.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="auto", help="the server's precision")
     p.add_argument("--threads", type=int, help="torch threads of the server (default: its own default)")
+    p.add_argument(
+        "--serve-option",
+        action="append",
+        default=[],
+        help="one more `mtsent serve` option for every scenario, e.g. --serve-option=--no-background-long-texts",
+    )
     p.add_argument("--note", default="", help="free text stored with the results (e.g. 'shared CPU, short run')")
     p.add_argument("--output", type=Path, help="write the report as JSON here")
     args = p.parse_args(argv)
@@ -293,11 +299,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or make_tiny_model(Path(tmp) / "tiny")
         for name in chosen:
-            with started_server(model, True, args, SERVER_OPTIONS.get(name, ())) as (url, pid):
+            options = [*SERVER_OPTIONS.get(name, ()), *args.serve_option]
+            with started_server(model, True, args, options) as (url, pid):
                 httpx.post(f"{url}/v1/predict", content=SMALL[0], headers=HEADERS, timeout=60)  # warm up
                 started = time.monotonic()
                 result = RUNNERS[name](url, pid, args)
-                result["server_options"] = SERVER_OPTIONS.get(name, [])
+                result["server_options"] = options
                 result["seconds"] = round(time.monotonic() - started, 1)
             report["scenarios"][name] = result
             print(name, json.dumps(result), flush=True)

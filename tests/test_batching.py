@@ -133,3 +133,28 @@ def test_padded_rows_only_inside_the_context() -> None:
         assert torch.equal(padded_rows(fn, x), x * 2)
         assert torch.equal(padded_rows(fn, torch.ones(2, 5, 4)), torch.ones(2, 5, 4) * 2)  # token rows: as they are
     assert seen == [3, 16, 2]
+
+
+def test_tokenising_from_two_threads_keeps_each_calls_settings(encoder) -> None:
+    """A fast tokenizer stores truncation on its Rust backend at every call: windows of a long text (counted
+    untruncated) computed while another thread tokenises with truncation must still be the single-thread ones."""
+    import threading
+
+    from mtsent.batching import text_windows
+
+    long_words = [("word " * 600).split()]  # about 600 sub-words: several windows, if counted untruncated
+    expected = [w.input_ids for w in text_windows(encoder.tokenizer, long_words, 64)]
+    stop = threading.Event()
+
+    def truncating() -> None:
+        while not stop.is_set():
+            encoder.tokenize(["a short sentence"] * 8)
+
+    other = threading.Thread(target=truncating)
+    other.start()
+    try:
+        seen = [[w.input_ids for w in text_windows(encoder.tokenizer, long_words, 64)] for _ in range(300)]
+    finally:
+        stop.set()
+        other.join()
+    assert all(windows == expected for windows in seen)

@@ -11,11 +11,13 @@ One name per algorithm:
   whole words; `first_subwords` maps a window's sub-words back to the words they start.
 - `pad_batch` / `DataCollator`: right padding to the longest row, or to its invariant width (labels padded with
   `IGNORE_INDEX`).
+- `TOKENIZING`: held around every inference-time tokenizer call, so a model can be called from several threads.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,6 +29,7 @@ import torch
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "IGNORE_INDEX",
+    "TOKENIZING",
     "DataCollator",
     "Window",
     "bucketed_batches",
@@ -50,6 +53,10 @@ IGNORE_INDEX = -100
 """Label id ignored by ``torch.nn.CrossEntropyLoss`` (special tokens, padding, non-first sub-words)."""
 
 _PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0}
+TOKENIZING = threading.Lock()
+"""Serialises inference-time tokenizer calls: a Hugging Face fast tokenizer stores truncation and padding on its
+Rust backend at every call, so two threads tokenising at once (a service's two model lanes, a user's thread pool)
+could each run with the other's settings. Tokenising takes a fraction of a model pass, so they rarely wait."""
 INVARIANT_WIDTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 """Padded widths of batch-invariant batches: each step at most 1.5x the last, so padding stays under a third."""
 
@@ -235,7 +242,10 @@ def text_windows(tokenizer: Any, words: Sequence[Sequence[str]], max_length: int
     budget shared between neighbours). `word_ids` are indices into the text's words, not the window's.
     """
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
-    pieces = tokenizer([list(ws) for ws in words], is_split_into_words=True, add_special_tokens=False, verbose=False)
+    with TOKENIZING:
+        pieces = tokenizer(
+            [list(ws) for ws in words], is_split_into_words=True, add_special_tokens=False, verbose=False
+        )
     spans: list[tuple[int, int, int]] = []
     for i, ws in enumerate(words):
         counts = [0] * len(ws)
@@ -243,9 +253,10 @@ def text_windows(tokenizer: Any, words: Sequence[Sequence[str]], max_length: int
             if w is not None:
                 counts[w] += 1
         spans += [(i, s, e) for s, e in word_windows(counts, budget, overlap=budget // 4)]
-    enc = tokenizer(
-        [list(words[i][s:e]) for i, s, e in spans], is_split_into_words=True, truncation=True, max_length=max_length
-    )
+    with TOKENIZING:
+        enc = tokenizer(
+            [list(words[i][s:e]) for i, s, e in spans], is_split_into_words=True, truncation=True, max_length=max_length
+        )
     return [
         Window(i, s, enc["input_ids"][k], [None if w is None else s + w for w in enc.word_ids(k)])
         for k, (i, s, _) in enumerate(spans)

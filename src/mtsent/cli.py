@@ -366,6 +366,9 @@ def serve(
     warmup: bool = typer.Option(
         True, help="Run each batch shape once before listening, so first requests and memory do not pay for it."
     ),
+    background_long_texts: bool = typer.Option(
+        True, help="Compute long texts on a second model thread at idle priority, so short ones never wait for them."
+    ),
     max_queue_tokens: int = typer.Option(262_144, min=1, help="Tokens the queue admits (beyond: 503 at once)."),
     timeout_ms: int = typer.Option(30_000, min=1, help="Default deadline per request (504 past it)."),
     max_sentences: int = typer.Option(256, min=1, help="Most sentences per request."),
@@ -407,6 +410,7 @@ def serve(
             max_connections=max_connections,
             shutdown_timeout_s=shutdown_timeout,
             warmup=warmup,
+            background_long_texts=background_long_texts,
         )
         warning = exposure_warning(host, settings)
         if warning:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from mtsent.batching import (
     DEFAULT_MAX_TOKENS,
+    TOKENIZING,
     invariant_rows,
     pad_batch,
     padded_rows,
@@ -258,8 +259,9 @@ class SentenceEncoder(nn.Module):
 
     # ---------------------------------------------------------------- batching helpers
     def tokenize(self, sentences: Sequence[str], **kwargs) -> dict:
-        """Tokenise without padding, truncating to the encoder's maximum length."""
-        return self.tokenizer(list(sentences), truncation=True, max_length=self.max_length, **kwargs)
+        """Tokenise without padding, truncating to the encoder's maximum length (thread-safe, see `TOKENIZING`)."""
+        with TOKENIZING:
+            return self.tokenizer(list(sentences), truncation=True, max_length=self.max_length, **kwargs)
 
     def pad(self, features: dict, indices: Sequence[int], invariant: bool = False) -> dict[str, Tensor]:
         """Pad the chosen rows of a tokenised batch into tensors on the encoder's device."""

@@ -79,6 +79,23 @@ def test_full_queue_answers_503_at_once(slow_server) -> None:
     wait_until(lambda: batcher.queued_tokens == 0)
 
 
+def test_gate_refuses_when_requests_let_in_hold_the_room(slow_server) -> None:
+    """Room reserved by requests that passed the gate and are not counted yet fills the queue for the next one:
+    it is refused before its body is read (a malformed body gets the 503, not a 400)."""
+    url, app = slow_server
+    batcher = app.state.batcher
+    wait_until(lambda: batcher.queued_tokens == 0)
+    broken = {"content": b"{not json", "headers": {"content-type": "application/json"}}
+    held = batcher.reserve(600)
+    try:
+        r = httpx.post(f"{url}/v1/predict", **broken)
+        assert r.status_code == 503 and "queue is full" in r.json()["detail"]
+    finally:
+        held.release()
+    assert httpx.post(f"{url}/v1/predict", **broken).status_code == 400
+    assert batcher.reserved_tokens == 0  # the requests let in gave their room back
+
+
 def test_deadline_gives_504_and_drops_the_work(slow_server) -> None:
     url, app = slow_server
     batcher = app.state.batcher

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -212,3 +213,137 @@ def test_warm_up_runs_on_the_worker_thread_and_is_not_counted() -> None:
     assert model.calls == [("k", ["a"]), ("k", ["b", "c"]), ("k", ["d"])]
     assert model.threads == {t for t in model.threads if t.startswith("mtsent-model")}
     assert batcher.batches == 1 and len(observed) == 1
+
+
+class ThreadRecorder(Recorder):
+    """A fake model that records which worker thread ran each call, and how long each call takes by its texts."""
+
+    def __init__(self, delays: dict[str, float]) -> None:
+        super().__init__()
+        self.delays = delays
+        self.ran: list[tuple[str, list[str], float, float]] = []  # thread, texts, start, end
+
+    def __call__(self, key, sentences):
+        start = time.monotonic()
+        time.sleep(max(self.delays.get(s, 0.0) for s in sentences))
+        self.ran.append((threading.current_thread().name, list(sentences), start, time.monotonic()))
+        return [(key, s) for s in sentences]
+
+
+def test_background_lane_runs_long_texts_beside_short_ones() -> None:
+    """With the background lane a long text runs on its own thread: a short request that arrives during the long
+    pass is answered before that pass ends, and a request's short texts do not wait for its long one."""
+    model = ThreadRecorder({"long": 0.4})
+
+    async def main() -> float:
+        batcher = MicroBatcher(model, max_wait_ms=0, batch_tokens=1024, background=True)
+        await batcher.start()
+        long = asyncio.create_task(batcher.submit("k", ["long", "after"], costs=[400, 10]))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        assert await batcher.submit("k", ["short"], costs=[12]) == [("k", "short")]
+        short_took = time.monotonic() - started
+        assert not long.done()
+        assert await long == [("k", "long"), ("k", "after")]
+        await batcher.stop()
+        return short_took
+
+    assert asyncio.run(main()) < 0.2
+    lanes = {tuple(texts): thread for thread, texts, _, _ in model.ran}
+    assert lanes[("long",)].startswith("mtsent-model-background")
+    assert lanes[("short",)].startswith("mtsent-model_") and lanes[("after",)].startswith("mtsent-model_")
+
+
+def test_without_background_lane_a_short_request_waits_for_the_long_pass() -> None:
+    """The same traffic on one thread: the short request waits for the long pass (what the lane is for)."""
+    model = ThreadRecorder({"long": 0.4})
+
+    async def main() -> float:
+        batcher = MicroBatcher(model, max_wait_ms=0, batch_tokens=1024)
+        await batcher.start()
+        long = asyncio.create_task(batcher.submit("k", ["long"], costs=[400]))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await batcher.submit("k", ["short"], costs=[12])
+        took = time.monotonic() - started
+        await long
+        await batcher.stop()
+        return took
+
+    assert asyncio.run(main()) > 0.3
+    assert {thread for thread, *_ in model.ran} == {"mtsent-model_0"}
+
+
+def test_background_lane_never_mixes_long_and_short_texts() -> None:
+    model = ThreadRecorder({})
+    requests = [("k", ["long1", "mid", "long2"]), ("k", ["s1", "s2"]), ("k", ["long3"])]
+    costs = {"long1": 300, "long2": 500, "long3": 260, "mid": 90, "s1": 80, "s2": 70}
+
+    async def main() -> list:
+        batcher = MicroBatcher(model, max_wait_ms=20, batch_tokens=1024, background=True)
+        await batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.submit(k, s, costs=[costs[x] for x in s]) for k, s in requests))
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(main())
+    assert results == [[("k", s) for s in texts] for _, texts in requests]
+    for thread, texts, _, _ in model.ran:
+        long = [t for t in texts if t.startswith("long")]
+        if thread.startswith("mtsent-model-background"):
+            assert len(texts) == 1 and long
+        else:
+            assert not long
+
+
+def test_warm_up_covers_the_background_lane() -> None:
+    model = ThreadRecorder({})
+
+    async def main() -> None:
+        batcher = MicroBatcher(model, batch_tokens=1024, background=True)
+        await batcher.start()
+        await batcher.warm_up([("k", ["a"]), ("k", ["b", "c"])])
+        await batcher.stop()
+
+    asyncio.run(main())
+    ran = sorted((thread.rsplit("_", 1)[0], tuple(texts)) for thread, texts, _, _ in model.ran)
+    assert ran == [("mtsent-model", ("a",)), ("mtsent-model", ("b", "c")), ("mtsent-model-background", ("a",))]
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux-only")
+def test_background_thread_runs_at_idle_priority() -> None:
+    policies: dict[str, int] = {}
+
+    def record(key, sentences):
+        policies[threading.current_thread().name.rsplit("_", 1)[0]] = os.sched_getscheduler(0)
+        return list(sentences)
+
+    async def main() -> None:
+        batcher = MicroBatcher(record, max_wait_ms=0, batch_tokens=100, background=True)
+        await batcher.start()
+        await asyncio.gather(batcher.submit("k", ["long"], costs=[90]), batcher.submit("k", ["short"], costs=[5]))
+        await batcher.stop()
+
+    asyncio.run(main())
+    assert policies == {"mtsent-model-background": os.SCHED_IDLE, "mtsent-model": os.sched_getscheduler(0)}
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the caller's thread is untouched
+
+
+def test_gate_counts_the_room_reserved_by_requests_let_in() -> None:
+    batcher = MicroBatcher(Recorder(), max_queue_tokens=100)
+    assert not batcher.refuses_early(10_000)  # an empty queue takes any request
+    first = batcher.reserve(80)
+    assert batcher.refuses_early(30) and not batcher.refuses_early(20)
+    first.release()
+    first.release()  # idempotent
+    assert batcher.reserved_tokens == 0 and not batcher.refuses_early(10_000)
+    assert not MicroBatcher(Recorder()).refuses_early(10**9)  # an unbounded queue never refuses
+
+
+def test_estimate_learns_tokens_per_body_byte() -> None:
+    batcher = MicroBatcher(Recorder())
+    assert batcher.estimate(None) == 1 and batcher.estimate(400) == 100  # 4 bytes a token before any request
+    for _ in range(100):
+        batcher.observe_size(1000, 100)
+    assert batcher.estimate(400) == pytest.approx(40, abs=1)

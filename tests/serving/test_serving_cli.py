@@ -57,6 +57,7 @@ def test_options_reach_uvicorn(tiny_model_dir: Path, monkeypatch: pytest.MonkeyP
     seen = fake_server(monkeypatch)
     args = ["serve", "--model", str(tiny_model_dir), "--port", "9123", "--no-batching", "--max-sentences", "8"]
     args += ["--read-timeout", "3", "--max-connections", "50", "--shutdown-timeout", "4", "--precision", "bf16"]
+    args += ["--no-background-long-texts"]
     result = runner.invoke(app, [*args, "--max-wait-ms", "2", "--max-batch-size", "16", "--no-warmup"])
     assert result.exit_code == 0, result.output
     config = seen["config"]
@@ -66,6 +67,7 @@ def test_options_reach_uvicorn(tiny_model_dir: Path, monkeypatch: pytest.MonkeyP
     s = seen["settings"]
     assert (s.batching, s.max_sentences, s.max_wait_ms, s.max_batch_size) == (False, 8, 2.0, 16)
     assert s.precision == "bf16" and not s.warmup and "warning" not in result.output
+    assert not s.background_long_texts
 
 
 def test_options_are_checked_before_the_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -88,6 +88,7 @@ class ServeSettings:
     max_header_bytes: int = 16_384
     shutdown_timeout_s: float = 30.0
     warmup: bool = True  # run `warmup_calls` before listening
+    background_long_texts: bool = True  # long texts on a second model thread at idle priority
 
     def __post_init__(self) -> None:
         positive = (
@@ -176,12 +177,15 @@ def refused(metrics: ServiceMetrics, exc: QueueFull) -> tuple[str, dict[str, str
 
 
 class QueueGate:
-    """ASGI middleware answering 503 at once, before the body is read, while the queue has no room for a typical
-    request (`MicroBatcher.full`).
+    """ASGI middleware answering 503 at once, before the body is read, when the queue has no room for a request of
+    this size (estimated from its Content-Length), counting the room held by requests let in and not counted yet.
 
     Under overload a refusal must cost next to nothing: reading, parsing, validating and tokenising a request only
     to find no room for it made 503s wait behind everyone else's parsing (up to 0.3 s with 256 clients). A request
-    that arrives while the queue has room is admitted or refused later by its exact token count.
+    let in reserves its estimated room until it is counted (`MicroBatcher.reserve`) and then yields once to the
+    event loop, so that the requests that arrived with it meet the gate before anyone's body is parsed: in a burst,
+    those beyond the queue's room are refused first, not after everyone else's parsing. A request let in is then
+    admitted or refused by its exact token count.
     """
 
     def __init__(self, app: ASGIApp, batcher: MicroBatcher, metrics: ServiceMetrics, paths: frozenset[str]) -> None:
@@ -191,12 +195,22 @@ class QueueGate:
         self.paths = paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        computing = scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths
-        if computing and self.batcher.full:
+        if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        estimate = self.batcher.estimate(int(declared) if declared.isdigit() else None)
+        if self.batcher.refuses_early(estimate):
             detail, headers = refused(self.metrics, self.batcher.refusal())
             await JSONResponse({"detail": detail}, status_code=503, headers=headers)(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        reservation = self.batcher.reserve(estimate)
+        scope.setdefault("state", {})["reservation"] = reservation
+        try:
+            await asyncio.sleep(0)  # the requests that arrived with this one meet the gate before it is parsed
+            await self.app(scope, receive, send)
+        finally:
+            reservation.release()
 
 
 def _where(loc: Sequence[int | str]) -> str:
@@ -430,6 +444,7 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
         max_queue_tokens=settings.max_queue_tokens,
         batch_tokens=settings.batch_tokens,
         observer=metrics.observe_batch,
+        background=settings.background_long_texts,
     )
     metrics.watch(batcher)
     token_counter = TokenCounter(model)
@@ -449,7 +464,11 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
             started = time.perf_counter()
             await batcher.warm_up(warmup_calls(model, settings))
             log.info("mtsent: warmed up in %.1f s", time.perf_counter() - started)
-        log.info("mtsent: serving, precision=%s, batching=%s, torch threads=%d", running, settings.batching, threads)
+        lanes = "on" if batcher.background else "off"
+        log.info(
+            "mtsent: serving, precision=%s, batching=%s, torch threads=%d, long texts in the background: %s",
+            *(running, settings.batching, threads, lanes),
+        )
         yield
         stopping.set()
         await batcher.stop()
@@ -497,7 +516,7 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
             raise HTTPException(400, f"{TIMEOUT_HEADER} must be a positive whole number of milliseconds, got {raw!r}")
         return min(int(raw), settings.timeout_ms) / 1000
 
-    async def admitted(key: tuple, sentences: list[str]) -> tuple[list[object], list[int]]:
+    async def admitted(request: Request, key: tuple, sentences: list[str]) -> tuple[list[object], list[int]]:
         """Count the tokens, queue the sentences, wait for their results (cancelled: nothing more is computed)."""
         if sum(map(len, sentences)) <= INLINE_TOKENIZE_CHARS:  # a thread hop costs more than this
             costs = token_counter.count(key[0], sentences)
@@ -506,6 +525,12 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
             # the CPU), and a request cancelled while it waits here is never tokenised
             loop = asyncio.get_running_loop()
             costs = await loop.run_in_executor(tokenizing, token_counter.count, key[0], sentences)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit():
+            batcher.observe_size(int(declared), sum(costs))
+        reservation = request.scope.get("state", {}).get("reservation")
+        if reservation is not None:
+            reservation.release()  # counted: its exact tokens take the place of the gate's estimate
         return await batcher.submit(key, sentences, costs), costs
 
     async def compute(request: Request, key: tuple, sentences: list[str]) -> tuple[list[object], int]:
@@ -515,7 +540,7 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
             # refuse a clearly oversized request before paying for its tokenisation: it has at least a token per word
             batcher.admit(token_counter.lower_bound(key[0], sentences))
             async with asyncio.timeout(timeout):
-                results, costs = await _unless_disconnected(request, admitted(key, sentences))
+                results, costs = await _unless_disconnected(request, admitted(request, key, sentences))
         except QueueFull as exc:
             detail, headers = refused(metrics, exc)
             raise HTTPException(503, detail, headers=headers) from None

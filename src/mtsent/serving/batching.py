@@ -6,7 +6,10 @@ for example ("encode", normalize) or ("predict", tasks), and a cost per sentence
 
 - Admission: the queue is bounded in tokens, not requests (one request may hold 256 long texts). A request that
   does not fit is refused at once with `QueueFull`, which carries a retry estimate; a request is always admitted
-  into an empty queue, so every request within the per-request limits can run.
+  into an empty queue, so every request within the per-request limits can run. Before a request is even read, a
+  gate can refuse it by an estimate from its size (`refuses_early`); one it lets in `reserve`s that room until
+  it is counted, so a burst of requests arriving together cannot all pass the gate only to be refused later,
+  after each has been read, parsed and tokenised.
 - Fairness: each model call holds at most `batch_tokens` tokens and `max_batch_size` sentences. Requests are
   ordered by weighted fair queuing: the service (tokens) each has received, plus the cost of its next sentence; a
   newcomer starts at the current least service, not at zero, so it cannot starve the others. The first request
@@ -17,9 +20,15 @@ for example ("encode", normalize) or ("predict", tasks), and a cost per sentence
   (over a quarter of the budget) runs alone, so a short request arriving meanwhile waits for one pass at most.
 - Dropping: a caller that stops waiting (deadline passed, client gone, shutdown) cancels its `submit`; its
   sentences that have not reached the model yet are removed from the queue and never computed.
+- Long texts in the background (`background=True`): a pass cannot be interrupted, so a short request that arrives
+  while a long text is computed waits for that whole pass. With a background lane, long texts run on a second
+  worker thread at idle priority (Linux `SCHED_IDLE`): the operating system gives it only the CPU time the
+  short texts' thread and the event loop leave over, and takes it back the moment they want it, so a long pass
+  delays short ones by little more than the memory and cache it shares with them.
 
-All model calls go through one worker thread: torch is never called concurrently (its intra-op threads already
-use the cores), and the event loop stays free to answer /health and to parse the next requests meanwhile.
+Model calls run on worker threads, never on the event loop, which stays free to answer /health and to parse the
+next requests meanwhile: one thread for every call, or with the background lane one for short texts and one for
+long ones.
 """
 
 from __future__ import annotations
@@ -29,12 +38,13 @@ import contextlib
 import itertools
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-__all__ = ["BatchObserver", "MicroBatcher", "QueueFull", "RunFn", "ShuttingDown"]
+from mtsent.serving.system import idle_priority
+
+__all__ = ["BatchObserver", "MicroBatcher", "QueueFull", "Reservation", "RunFn", "ShuttingDown"]
 
 RunFn = Callable[[Hashable, list[str]], Sequence[object]]
 """Computes one result per sentence for a key: run(key, sentences) -> results, in order."""
@@ -61,7 +71,23 @@ SIZE_CLASS_RATIO = 4
 """A call holds texts of at most this many times the cost of its first one, so that short texts are not held
 back by a long text computed beside them (a call answers when its slowest pass ends)."""
 LONG_TEXT_SHARE = 4
-"""A text costing more than 1/LONG_TEXT_SHARE of the call budget is computed in a call of its own."""
+"""A text costing more than 1/LONG_TEXT_SHARE of the call budget is computed in a call of its own (in the
+background lane when there is one)."""
+FORE, BACK = "fore", "back"
+
+
+class Reservation:
+    """Room held in the queue for a request that is being read, parsed and counted; `release` once (idempotent)."""
+
+    def __init__(self, batcher: MicroBatcher, tokens: int) -> None:
+        self._batcher: MicroBatcher | None = batcher
+        self.tokens = tokens
+        batcher.reserved_tokens += tokens
+
+    def release(self) -> None:
+        if self._batcher is not None:
+            self._batcher.reserved_tokens -= self.tokens
+            self._batcher = None
 
 
 @dataclass(eq=False)
@@ -82,11 +108,13 @@ class _Request:
 
 
 class MicroBatcher:
-    """Queue requests, form fair token-bounded batches per key, run them on a single worker thread.
+    """Queue requests, form fair token-bounded batches per key, run them on worker threads.
 
     With `enabled=False` every request is run on its own, whole, in arrival order: the baseline that the load
     benchmark compares against. `max_queue_tokens=None` leaves the queue unbounded; `batch_tokens=None` bounds
-    calls by `max_batch_size` sentences only.
+    calls by `max_batch_size` sentences only (and no text counts as long). `background=True` computes long texts
+    on a second worker thread at idle priority (see the module's notes); `run` must then be safe to call from two
+    threads at once.
     """
 
     def __init__(
@@ -99,6 +127,7 @@ class MicroBatcher:
         max_queue_tokens: int | None = None,
         batch_tokens: int | None = None,
         observer: BatchObserver | None = None,
+        background: bool = False,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
@@ -114,13 +143,15 @@ class MicroBatcher:
         self.max_queue_tokens = max_queue_tokens
         self.batch_tokens = batch_tokens
         self.observer = observer
+        self.background = background and enabled and batch_tokens is not None
         self._thread_initializer = thread_initializer
-        self._executor: ThreadPoolExecutor | None = None
+        self._executors: dict[str, ThreadPoolExecutor] = {}
         self._active: list[_Request] = []
-        self._wakeup: asyncio.Event | None = None
-        self._collector: asyncio.Task | None = None
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._collectors: list[asyncio.Task] = []
         self._tokens_per_second = 0.0  # moving average of the model's speed, for Retry-After
-        self._recent_requests: deque[int] = deque(maxlen=64)  # tokens of the last admitted requests, for `full`
+        self._tokens_per_byte = 0.25  # body bytes -> tokens, learned from counted requests, for `estimate`
+        self.reserved_tokens = 0  # let in by the gate and not counted yet (`reserve`)
         self.queued_tokens = 0  # tokens admitted and not yet handed to the model
         self.batches = 0  # model calls made, for tests and metrics
         self.warmed_up = 0  # warm-up calls made before serving
@@ -134,42 +165,75 @@ class MicroBatcher:
     def saturated(self) -> bool:
         return self.max_queue_tokens is not None and self.queued_tokens >= self.max_queue_tokens
 
-    @property
-    def full(self) -> bool:
-        """No room even for the smallest of the recent requests: refuse the next one before reading it."""
-        limit, queued = self.max_queue_tokens, self.queued_tokens
-        return limit is not None and queued > 0 and queued + min(self._recent_requests, default=1) > limit
+    def estimate(self, body_bytes: int | None) -> int:
+        """Tokens a request of `body_bytes` probably holds, before it is read (1 when its size is not declared)."""
+        return 1 if body_bytes is None else max(1, math.ceil(body_bytes * self._tokens_per_byte))
+
+    def observe_size(self, body_bytes: int, tokens: int) -> None:
+        """Learn the tokens per body byte from a counted request, for `estimate`."""
+        if body_bytes > 0:
+            self._tokens_per_byte = 0.9 * self._tokens_per_byte + 0.1 * tokens / body_bytes
+
+    def refuses_early(self, estimate: int) -> bool:
+        """Whether a request of about `estimate` tokens is refused before its body is read: the queue and the
+        requests let in but not counted yet leave no room for it (never while both are empty)."""
+        limit, taken = self.max_queue_tokens, self.queued_tokens + self.reserved_tokens
+        return limit is not None and taken > 0 and taken + estimate > limit
+
+    def reserve(self, tokens: int) -> Reservation:
+        """Hold room for a request let in by the gate until it is counted and queued (or leaves)."""
+        return Reservation(self, tokens)
 
     @property
     def running(self) -> bool:
-        return self._collector is not None and not self._collector.done()
+        return bool(self._collectors) and not any(c.done() for c in self._collectors)
+
+    @property
+    def lanes(self) -> tuple[str, ...]:
+        return (FORE, BACK) if self.background else (FORE,)
+
+    def _initializer(self, lane: str) -> Callable[[], None]:
+        def init() -> None:
+            if self._thread_initializer is not None:
+                self._thread_initializer()
+            if lane == BACK:
+                idle_priority()
+
+        return init
 
     async def start(self) -> None:
-        """Start the collector on the running event loop."""
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="mtsent-model", initializer=self._thread_initializer)
-        self._wakeup = asyncio.Event()
-        self._collector = asyncio.create_task(self._collect(), name="mtsent-batcher")
+        """Start a worker thread and a collector per lane on the running event loop."""
+        for lane in self.lanes:
+            prefix = "mtsent-model" if lane == FORE else "mtsent-model-background"
+            self._executors[lane] = ThreadPoolExecutor(1, prefix, initializer=self._initializer(lane))
+            self._wakeups[lane] = asyncio.Event()
+        self._collectors = [
+            asyncio.create_task(self._collect(lane), name=f"mtsent-batcher-{lane}") for lane in self.lanes
+        ]
 
     async def stop(self) -> None:
-        """Stop collecting, fail whatever is still queued, and wait for the model call in progress (if any)."""
-        if self._collector is not None:
-            self._collector.cancel()
+        """Stop collecting, fail whatever is still queued, and wait for the model calls in progress (if any)."""
+        for collector in self._collectors:
+            collector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._collector
+                await collector
         for request in self._active:
             if not request.future.done():
                 request.future.set_exception(ShuttingDown("the service is shutting down"))
         self._active.clear()
         self.queued_tokens = 0
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        for executor in self._executors.values():
+            executor.shutdown(wait=True)
 
     async def warm_up(self, calls: Sequence[tuple[Hashable, list[str]]]) -> None:
-        """Run these calls on the worker thread before any request arrives (not counted as batches or observed)."""
+        """Run these calls on the worker thread before any request arrives (not counted as batches or observed);
+        with the background lane, its thread runs the calls of one text too (long texts run alone there)."""
         loop = asyncio.get_running_loop()
         for key, sentences in calls:
-            await loop.run_in_executor(self._executor, self.run, key, sentences)
-            self.warmed_up += 1
+            for lane in self.lanes:
+                if lane == FORE or len(sentences) == 1:
+                    await loop.run_in_executor(self._executors[lane], self.run, key, sentences)
+                    self.warmed_up += 1
 
     def retry_after(self) -> int:
         """Whole seconds until the queue has probably drained (at least 1)."""
@@ -193,19 +257,18 @@ class MicroBatcher:
         Raises QueueFull at once when the queue has no room. Cancelling the call (a deadline, a client that left)
         drops the sentences that have not reached the model yet.
         """
-        if self._wakeup is None or not self.running:
+        if not self.running:
             raise ShuttingDown("the batcher is not running")
         costs = [max(1, int(c)) for c in costs] if costs is not None else [1] * len(sentences)
         if len(costs) != len(sentences):
             raise ValueError(f"{len(sentences)} sentences but {len(costs)} costs")
         self.admit(sum(costs))
-        self._recent_requests.append(sum(costs))
         floor = min((r.served for r in self._active), default=0.0)
         request = _Request(key, list(sentences), costs, asyncio.get_running_loop().create_future(), served=floor)
         request.results = [None] * len(sentences)
         self._active.append(request)
         self.queued_tokens += sum(costs)
-        self._wakeup.set()
+        self._wake()
         try:
             return await request.future
         finally:
@@ -218,29 +281,43 @@ class MicroBatcher:
             self.queued_tokens -= request.waiting_tokens
             request.next = len(request.sentences)
 
-    async def _collect(self) -> None:
-        assert self._wakeup is not None and self._executor is not None
+    def _wake(self) -> None:
+        for event in self._wakeups.values():
+            event.set()
+
+    def _lane(self, cost: int) -> str:
+        """Where a text of `cost` tokens runs: long texts in the background lane when there is one."""
+        long = self.batch_tokens is not None and LONG_TEXT_SHARE * cost > self.batch_tokens
+        return BACK if long and self.background else FORE
+
+    async def _collect(self, lane: str) -> None:
         loop = asyncio.get_running_loop()
+        wakeup = self._wakeups[lane]
         while True:
-            if not self._waiting():
-                self._wakeup.clear()
-                await self._wakeup.wait()
+            if not self._waiting(lane):
+                wakeup.clear()
+                await wakeup.wait()
                 continue
-            if self.enabled and self.max_wait > 0 and self._waiting_sentences() < self.max_batch_size:
+            if self.enabled and self.max_wait > 0 and self._waiting_sentences(lane) < self.max_batch_size:
                 await asyncio.sleep(self.max_wait)  # let concurrent requests join this call
-            picked = self._pick()
+            picked = self._pick(lane)
             if picked:
-                await self._run_batch(loop, picked)
+                await self._run_batch(loop, lane, picked)
 
-    def _waiting(self) -> list[_Request]:
-        return [r for r in self._active if r.next < len(r.sentences) and not r.future.done()]
+    def _waiting(self, lane: str = FORE) -> list[_Request]:
+        """Requests whose next text waits for a model call in `lane`."""
+        return [
+            r
+            for r in self._active
+            if r.next < len(r.sentences) and not r.future.done() and self._lane(r.costs[r.next]) == lane
+        ]
 
-    def _waiting_sentences(self) -> int:
-        return sum(len(r.sentences) - r.next for r in self._waiting())
+    def _waiting_sentences(self, lane: str) -> int:
+        return sum(len(r.sentences) - r.next for r in self._waiting(lane))
 
-    def _pick(self) -> list[tuple[_Request, int]]:
-        """The next call's (request, sentence index) pairs, taken out of the queue."""
-        waiting = self._waiting()
+    def _pick(self, lane: str = FORE) -> list[tuple[_Request, int]]:
+        """The next call's (request, sentence index) pairs in `lane`, taken out of the queue."""
+        waiting = self._waiting(lane)
         if not waiting:
             return []
         if not self.enabled:
@@ -261,7 +338,7 @@ class MicroBatcher:
         while turn:
             for r in list(turn):
                 i = cursor[r]
-                if picked and r.costs[i] > largest:
+                if picked and (r.costs[i] > largest or self._lane(r.costs[i]) != lane):
                     turn.remove(r)
                     continue
                 if picked and budget is not None and tokens + r.costs[i] > budget:
@@ -280,15 +357,17 @@ class MicroBatcher:
         for r, i in picked:
             r.next = max(r.next, i + 1)
             self.queued_tokens -= r.costs[i]
+        if self.background:
+            self._wake()  # a request's next text may now belong to the other lane
         return picked
 
-    async def _run_batch(self, loop: asyncio.AbstractEventLoop, picked: list[tuple[_Request, int]]) -> None:
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, lane: str, picked: list[tuple[_Request, int]]) -> None:
         key = picked[0][0].key
         sentences = [r.sentences[i] for r, i in picked]
         tokens = sum(r.costs[i] for r, i in picked)
         started = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executor, self.run, key, sentences)
+            results = await loop.run_in_executor(self._executors[lane], self.run, key, sentences)
         except Exception as exc:
             for r, _ in picked:
                 if not r.future.done():

@@ -1,4 +1,5 @@
-"""What this machine grants the service: CPUs (the container's quota, not the host's cores) and loopback.
+"""What this machine grants the service: CPUs (the container's quota, not the host's cores), loopback, and a
+thread priority below everything else.
 
 Free of web dependencies, so the CLI can use it for `mtsent ui` without the serve extra.
 """
@@ -8,9 +9,10 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import threading
 from pathlib import Path
 
-__all__ = ["available_cpus", "cgroup_cpu_limit", "is_loopback"]
+__all__ = ["available_cpus", "cgroup_cpu_limit", "idle_priority", "is_loopback"]
 
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -44,4 +46,21 @@ def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
+        return False
+
+
+def idle_priority() -> bool:
+    """Let the calling thread run only on CPU time nothing else wants (Linux `SCHED_IDLE`, else nice 19).
+
+    Returns False where the platform offers neither; the thread then competes at normal priority.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # pid 0: the calling thread
+        return True
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # a thread id: this thread only
+        return True
+    except (AttributeError, OSError):
         return False
