@@ -156,6 +156,7 @@ def main() -> None:
     record = json.loads(args.output.read_text()) if args.output.exists() else {}
     if record.get("rows") != args.rows or record.get("precision") != args.precision:
         record = {}
+    merged = bool(record)  # then the jobs kept from the record have their own date, machine and note
     runs = record.get("runs", {})
     for name, command, model, extra in [
         ("encode_in_process", "encode", [], ["--threads", "2"]),
@@ -188,7 +189,7 @@ def main() -> None:
         "benchmark": "corpus_scale",
         "date": date.today().isoformat(),
         "machine": machine(),
-        "note": args.note,
+        "note": "run in parts: see each job's date, machine and note" if merged else args.note,
         "rows": args.rows,
         "files": args.files,
         "chunk_size": args.chunk_size,

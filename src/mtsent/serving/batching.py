@@ -298,8 +298,10 @@ class MicroBatcher:
                 wakeup.clear()
                 await wakeup.wait()
                 continue
-            if self.enabled and self.max_wait > 0 and self._waiting_sentences(lane) < self.max_batch_size:
-                await asyncio.sleep(self.max_wait)  # let concurrent requests join this call
+            # let concurrent requests join this call (a long text in the background runs alone: nothing to wait for)
+            waiting = self._waiting_sentences(lane)
+            if lane == FORE and self.enabled and self.max_wait > 0 and waiting < self.max_batch_size:
+                await asyncio.sleep(self.max_wait)
             picked = self._pick(lane)
             if picked:
                 await self._run_batch(loop, lane, picked)
