@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+import warnings
 
 import numpy as np
 import pytest
@@ -119,11 +120,13 @@ def test_long_input_truncated_to_max_length(encoder):
     with pytest.warns(UserWarning, match="1 of 1 texts are longer than 256 sub-words and were truncated") as caught:
         assert encoder.encode([long_text], precision="fp32").shape == (1, 384)
     assert caught[0].filename == __file__  # the warning points at the caller's line, not at mtsent's wrappers
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # truncation chosen explicitly is not warned about
+        silent = encoder.encode([long_text], precision="fp32", long_texts="truncate")
+    np.testing.assert_array_equal(silent, encoder.encode([long_text], precision="fp32"))
 
 
 def test_long_texts_mean_averages_the_windows(encoder):
-    import warnings
-
     long_text = " ".join(f"word{i % 50}" for i in range(700))
     short = SENTENCES[:2]
     with pytest.warns(UserWarning, match="truncated"):

@@ -242,6 +242,8 @@ def test_long_texts_mean_averages_sentence_answers_over_windows(tiny_model):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # asking for the mean is not warned about
         mean = tiny_model.predict([LONG_TEXT, "short one"], tasks=["topic", "ner"], precision="fp32", long_texts="mean")
+        chosen = tiny_model.predict([LONG_TEXT], tasks=["topic"], precision="fp32", long_texts="truncate")
+    assert chosen[0]["topic"] == first[0]["topic"]  # the default's answer, without its warning
     assert mean[0]["topic"].scores != pytest.approx(first[0]["topic"].scores, abs=1e-6)
     assert sum(mean[0]["topic"].scores.values()) == pytest.approx(1.0, abs=1e-5)
     assert mean[1]["topic"] == first[1]["topic"]  # a text within one window reads the same

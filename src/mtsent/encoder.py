@@ -270,13 +270,14 @@ class SentenceEncoder(nn.Module):
         batch = pad_batch(rows, self.tokenizer.pad_token_id or 0, invariant=invariant)
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    def _inputs(self, sentences: list[str], long_texts: LongTexts) -> tuple[dict[str, list], list[int]]:
+    def _inputs(self, sentences: list[str], long_texts: LongTexts | None) -> tuple[dict[str, list], list[int]]:
         """The encoder inputs for `sentences` and, per input, the sentence it belongs to.
 
-        A sentence longer than the window is truncated (with one warning per call saying how many were), or,
-        with `long_texts="mean"`, cut into the overlapping windows of whole words that `predict` uses.
+        A sentence longer than the window is truncated (by default with one warning per call saying how many were;
+        silently with `long_texts="truncate"`), or, with `long_texts="mean"`, cut into the overlapping windows of
+        whole words that `predict` uses.
         """
-        if long_texts not in ("truncate", "mean"):
+        if long_texts not in (None, "truncate", "mean"):
             raise ValueError(f"long_texts must be 'truncate' or 'mean', got {long_texts!r}")
         features = self.tokenize(sentences)
         encodings = getattr(features, "encodings", None) or []  # fast tokenizers report what truncation cut
@@ -284,12 +285,13 @@ class SentenceEncoder(nn.Module):
         owner = list(range(len(sentences)))
         if not long:
             return dict(features), owner
-        if long_texts == "truncate":
+        if long_texts is None:  # the default: truncate, and say so ("truncate" chosen explicitly: silently)
             warnings.warn(
                 f"{len(long)} of {len(sentences)} texts are longer than {self.max_length} sub-words and were "
                 "truncated; pass long_texts='mean' to average over windows of the whole text",
                 stacklevel=5,  # past one_or_many, torch.inference_mode and predict/encode: the caller's line
             )
+        if long_texts != "mean":
             return dict(features), owner
         cut = set(long)
         keep = [i for i in owner if i not in cut]
@@ -329,7 +331,7 @@ class SentenceEncoder(nn.Module):
         precision: str = "auto",
         convert_to_numpy: bool = True,
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
-        long_texts: LongTexts = "truncate",
+        long_texts: LongTexts | None = None,
         batch_invariant: bool = False,
     ) -> np.ndarray | Tensor:
         """Embed sentences; returns a (n, dim) float32 array (or tensor) in input order, (dim,) for one string.
@@ -340,8 +342,9 @@ class SentenceEncoder(nn.Module):
         `batch_size`, default 32). `precision` is auto (the default: bf16 where the hardware has bf16 units,
         else fp32), fp32 (reference; within ~1e-7 whatever the batch, matches sentence-transformers), bf16 or
         int8; see docs/speed.md.
-        A sentence longer than `max_length` sub-words is truncated with a warning (`long_texts="truncate"`), or
-        embedded as the mean of its windows' embeddings (`long_texts="mean"`, see docs/speed.md).
+        A sentence longer than `max_length` sub-words is truncated (by default with a warning; silently with
+        `long_texts="truncate"`), or embedded as the mean of its windows' embeddings (`long_texts="mean"`, see
+        docs/speed.md).
         `batch_invariant=True` makes each vector bit-identical whatever else is encoded with it (each text is
         padded to a width of its own, see `batching.invariant_width`), at the cost of some padding.
         """

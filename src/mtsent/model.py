@@ -162,7 +162,7 @@ class MultiTaskModel(nn.Module):
         batch_size: int | None = None,
         precision: str = "auto",
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
-        long_texts: LongTexts = "truncate",
+        long_texts: LongTexts | None = None,
         batch_invariant: bool = False,
     ) -> list[dict[str, SentencePrediction | TokenPrediction]] | dict[str, SentencePrediction | TokenPrediction]:
         """Answer the requested tasks (default: all) for each text, in input order (one answer for one string).
@@ -170,8 +170,8 @@ class MultiTaskModel(nn.Module):
         Batching (`batch_size`, `max_tokens`, `batch_invariant`) and `precision` work as in
         `SentenceEncoder.encode`: one pass of the shared encoder per batch answers every task. A text longer than
         the encoder's window is read in overlapping windows of whole words: token tasks tag every word; sentence
-        tasks read the first window (`long_texts="truncate"`, with a warning) or average over every window
-        (`long_texts="mean"`).
+        tasks read the first window (by default with a warning; silently with `long_texts="truncate"`) or average
+        over every window (`long_texts="mean"`).
         """
         texts = check_sentences(texts, "texts")
         names = self.check_tasks(tasks)
@@ -180,7 +180,7 @@ class MultiTaskModel(nn.Module):
         pairs = [n for n in names if self.task_types[n].texts_per_example != 1]
         if pairs:
             raise ValueError(f"tasks {pairs} answer pairs of texts, not single texts: use similarity(texts_a, texts_b)")
-        if long_texts not in ("truncate", "mean"):
+        if long_texts not in (None, "truncate", "mean"):
             raise ValueError(f"long_texts must be 'truncate' or 'mean', got {long_texts!r}")
         words = [split_words(t) for t in texts]
         windows = text_windows(self.encoder.tokenizer, [[w.text for w in ws] for ws in words], self.encoder.max_length)
@@ -204,9 +204,11 @@ class MultiTaskModel(nn.Module):
         for per_text in outputs:  # windows in text order, whatever order the batches ran in
             for window_outputs in per_text.values():
                 window_outputs.sort(key=lambda o: o.window.first_word)
-        self._warn_first_window_only(outputs, names, long_texts)
+        if long_texts is None:  # the default: the first window, and say so
+            self._warn_first_window_only(outputs, names)
+        read: LongTexts = long_texts or "truncate"
         return [
-            {n: self.task_types[n].decode(text, words[i], outputs[i][n], long_texts) for n in names}
+            {n: self.task_types[n].decode(text, words[i], outputs[i][n], read) for n in names}
             for i, text in enumerate(texts)
         ]
 
@@ -224,12 +226,10 @@ class MultiTaskModel(nn.Module):
         first, second = embeddings[: len(texts_a)], embeddings[len(texts_a) :]
         return np.clip((first * second).sum(axis=1), -1.0, 1.0)
 
-    def _warn_first_window_only(
-        self, outputs: list[dict[str, list[WindowOutput]]], names: list[str], long_texts: LongTexts
-    ) -> None:
+    def _warn_first_window_only(self, outputs: list[dict[str, list[WindowOutput]]], names: list[str]) -> None:
         """One warning per call when sentence-level answers read only the first window of some texts."""
         partial = [n for n in names if not self.task_types[n].reads_all_windows]
-        if long_texts == "mean" or not partial:
+        if not partial:
             return
         long = sum(len(per_text[partial[0]]) > 1 for per_text in outputs)
         if long:

@@ -12,7 +12,6 @@ import copy
 import logging
 import time
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -321,18 +320,18 @@ def _model_runner(model: MultiTaskModel, precision: str):
     bf16), so each text is padded to a width of its own and an answer does not depend on its batch mates.
     """
 
-    def call(kind: str, arg: object, sentences: list[str]) -> Sequence[object]:
-        if kind == "encode":
-            return list(model.encoder.encode(sentences, normalize=arg, precision=precision, batch_invariant=True))
-        return model.predict(sentences, tasks=list(arg), precision=precision, batch_invariant=True)  # type: ignore[call-overload]
-
     def run(key: Hashable, sentences: list[str]) -> Sequence[object]:
+        # the service answers as the library does by default (a long text's first window for embeddings and
+        # sentence tasks, as docs/serving.md says), chosen explicitly so the library does not warn on every call
         kind, arg = key  # type: ignore[misc]
-        with warnings.catch_warnings():
-            # the service answers as the library does by default (sentence tasks read a long text's first
-            # window, as docs/serving.md says); the library's note about it would repeat on every call
-            warnings.filterwarnings("ignore", message=r".*read only their first window")
-            return call(kind, arg, sentences)
+        if kind == "encode":
+            vectors = model.encoder.encode(
+                sentences, normalize=arg, precision=precision, batch_invariant=True, long_texts="truncate"
+            )
+            return list(vectors)
+        return model.predict(  # type: ignore[call-overload]
+            sentences, tasks=list(arg), precision=precision, batch_invariant=True, long_texts="truncate"
+        )
 
     return run
 
