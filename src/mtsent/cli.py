@@ -364,7 +364,9 @@ def serve(
     max_wait_ms: float = typer.Option(5.0, min=0, max=1000, help="Longest wait for more requests to merge."),
     batching: bool = typer.Option(True, help="Merge concurrent requests (--no-batching runs each alone)."),
     warmup: bool = typer.Option(
-        True, help="Run each batch shape once before listening, so first requests and memory do not pay for it."
+        True,
+        help="Run each padded width alone and full, and every row count where sentences land, before listening, "
+        "so first requests and memory do not pay for it.",
     ),
     background_long_texts: bool = typer.Option(
         True, help="Compute long texts on a second model thread at idle priority, so short ones never wait for them."

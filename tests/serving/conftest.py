@@ -12,7 +12,8 @@ from mtsent.serving import ServeSettings
 
 # Small enough that fuzzed requests stay fast on two cores; the sentence limit keeps its default (256).
 # fp32: the tests compare the service's answers with the library's reference precision
-TEST_SETTINGS = ServeSettings(max_chars=300, max_body_bytes=200_000, max_wait_ms=5.0, precision="fp32")
+# warm-up off: it has tests of its own, and every app started here would pay for it
+TEST_SETTINGS = ServeSettings(max_chars=300, max_body_bytes=200_000, max_wait_ms=5.0, precision="fp32", warmup=False)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import pytest
 from mtsent.serving import ServeSettings, create_app
 from mtsent.serving.server import free_port, running_server
 
-TEST_SETTINGS = ServeSettings(max_chars=300, max_body_bytes=200_000, precision="fp32")
+TEST_SETTINGS = ServeSettings(max_chars=300, max_body_bytes=200_000, precision="fp32", warmup=False)  # tested apart
 # Many short model calls: a large request stays in the queue for a while, so the tests can act meanwhile.
 SLOW = replace(TEST_SETTINGS, batch_tokens=16, max_batch_size=2)
 BIG = {"sentences": [f"sentence number {i} with a few more words in it" for i in range(200)]}

@@ -190,9 +190,9 @@ def test_model_without_heads_refuses_predict(encoder) -> None:
     from fastapi.testclient import TestClient
 
     from mtsent import MultiTaskModel
-    from mtsent.serving import create_app
+    from mtsent.serving import ServeSettings, create_app
 
-    with TestClient(create_app(MultiTaskModel(encoder, []))) as c:
+    with TestClient(create_app(MultiTaskModel(encoder, []), ServeSettings(warmup=False))) as c:
         assert c.get("/v1/model").json()["tasks"] == []
         r = c.post("/v1/predict", json={"sentences": ["hi"]})
         assert r.status_code == 422 and "no task heads" in r.json()["detail"]

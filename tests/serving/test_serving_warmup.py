@@ -1,4 +1,5 @@
-"""The start-up warm-up: every padded width the model serves, alone and in a full call, before the service listens."""
+"""The start-up warm-up: every padded width the model serves, alone and in a full call (every row count where
+sentences land), before the service listens."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from mtsent.batching import INVARIANT_WIDTHS, invariant_width
 from mtsent.serving import ServeSettings, create_app
-from mtsent.serving.app import warmup_calls
+from mtsent.serving.app import WARM_EVERY_ROW_COUNT_UP_TO, warmup_calls
 
 
 def test_warmup_calls_cover_each_width_alone_and_full(served_model) -> None:
@@ -25,7 +26,9 @@ def test_warmup_calls_cover_each_width_alone_and_full(served_model) -> None:
     assert sorted(seen) == widths
     previous = [0, *widths[:-1]]
     for width, before in zip(widths, previous):
-        assert seen[width] == {1, min(8, max(1, 200 // (before + 1)))}
+        full = min(8, max(1, 200 // (before + 1)))
+        every = set(range(1, full + 1))  # every row count where sentences land, else one text and a full call
+        assert seen[width] == (every if width <= WARM_EVERY_ROW_COUNT_UP_TO else {1, full})
 
 
 def test_warmup_runs_before_the_first_request(served_model) -> None:
