@@ -25,8 +25,9 @@ from load import SENTENCES, make_tiny_model
 from records import RESULTS, machine, write_report
 
 from mtsent import MultiTaskModel
+from mtsent.precision import resolve_precision
 from mtsent.serving import ServeSettings
-from mtsent.serving.app import warmup_calls
+from mtsent.serving.app import _model_runner, warmup_calls
 
 
 def rss_mib() -> float:
@@ -43,8 +44,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = MultiTaskModel.from_pretrained(make_tiny_model(Path(tmp) / "tiny")).eval()
 
+    run = _model_runner(model, resolve_precision("auto", model.device))  # what the service's model thread runs
+
     def call(texts: list[str]) -> None:
-        model.predict(texts, precision="auto", batch_invariant=True, long_texts="truncate")
+        run(("predict", tuple(model.check_tasks(None))), texts)
 
     started = rss_mib()
     t0 = time.perf_counter()

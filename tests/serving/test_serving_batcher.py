@@ -347,3 +347,11 @@ def test_estimate_learns_tokens_per_body_byte() -> None:
     for _ in range(100):
         batcher.observe_size(1000, 100)
     assert batcher.estimate(400) == pytest.approx(40, abs=1)
+
+
+def test_settled_reservation_gives_its_room_back_and_teaches_the_estimate() -> None:
+    batcher = MicroBatcher(Recorder(), max_queue_tokens=1000)
+    held = batcher.reserve(batcher.estimate(400), body_bytes=400)
+    assert batcher.reserved_tokens == 100
+    held.settle(400)  # one token per byte, four times the first guess
+    assert batcher.reserved_tokens == 0 and batcher.estimate(400) > 100

@@ -198,12 +198,13 @@ class QueueGate:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        estimate = self.batcher.estimate(int(declared) if declared.isdigit() else None)
+        body_bytes = int(declared) if declared.isdigit() else None
+        estimate = self.batcher.estimate(body_bytes)
         if self.batcher.refuses_early(estimate):
             detail, headers = refused(self.metrics, self.batcher.refusal())
             await JSONResponse({"detail": detail}, status_code=503, headers=headers)(scope, receive, send)
             return
-        reservation = self.batcher.reserve(estimate)
+        reservation = self.batcher.reserve(estimate, body_bytes)
         scope.setdefault("state", {})["reservation"] = reservation
         try:
             await asyncio.sleep(0)  # the requests that arrived with this one meet the gate before it is parsed
@@ -533,12 +534,9 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
             # the CPU), and a request cancelled while it waits here is never tokenised
             loop = asyncio.get_running_loop()
             costs = await loop.run_in_executor(tokenizing, token_counter.count, key[0], sentences)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit():
-            batcher.observe_size(int(declared), sum(costs))
         reservation = request.scope.get("state", {}).get("reservation")
         if reservation is not None:
-            reservation.release()  # counted: its exact tokens take the place of the gate's estimate
+            reservation.settle(sum(costs))
         return await batcher.submit(key, sentences, costs), costs
 
     async def compute(request: Request, key: tuple, sentences: list[str]) -> tuple[list[object], int]:

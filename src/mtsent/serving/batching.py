@@ -77,12 +77,20 @@ FORE, BACK = "fore", "back"
 
 
 class Reservation:
-    """Room held in the queue for a request that is being read, parsed and counted; `release` once (idempotent)."""
+    """Room held in the queue for a request that is being read, parsed and counted; `release` once (idempotent),
+    or `settle` with its exact count, which also teaches the batcher the tokens per byte of its body."""
 
-    def __init__(self, batcher: MicroBatcher, tokens: int) -> None:
+    def __init__(self, batcher: MicroBatcher, tokens: int, body_bytes: int | None = None) -> None:
         self._batcher: MicroBatcher | None = batcher
         self.tokens = tokens
+        self.body_bytes = body_bytes
         batcher.reserved_tokens += tokens
+
+    def settle(self, tokens: int) -> None:
+        """The request is counted: its exact tokens take the place of the estimate."""
+        if self._batcher is not None and self.body_bytes:
+            self._batcher.observe_size(self.body_bytes, tokens)
+        self.release()
 
     def release(self) -> None:
         if self._batcher is not None:
@@ -180,9 +188,10 @@ class MicroBatcher:
         limit, taken = self.max_queue_tokens, self.queued_tokens + self.reserved_tokens
         return limit is not None and taken > 0 and taken + estimate > limit
 
-    def reserve(self, tokens: int) -> Reservation:
-        """Hold room for a request let in by the gate until it is counted and queued (or leaves)."""
-        return Reservation(self, tokens)
+    def reserve(self, tokens: int, body_bytes: int | None = None) -> Reservation:
+        """Hold room for a request let in by the gate until it is counted and queued (or leaves); a request of
+        `body_bytes` teaches `estimate` when it settles."""
+        return Reservation(self, tokens, body_bytes)
 
     @property
     def running(self) -> bool:
@@ -306,7 +315,7 @@ class MicroBatcher:
             if picked:
                 await self._run_batch(loop, lane, picked)
 
-    def _waiting(self, lane: str = FORE) -> list[_Request]:
+    def _waiting(self, lane: str) -> list[_Request]:
         """Requests whose next text waits for a model call in `lane`."""
         return [
             r
@@ -317,7 +326,7 @@ class MicroBatcher:
     def _waiting_sentences(self, lane: str) -> int:
         return sum(len(r.sentences) - r.next for r in self._waiting(lane))
 
-    def _pick(self, lane: str = FORE) -> list[tuple[_Request, int]]:
+    def _pick(self, lane: str) -> list[tuple[_Request, int]]:
         """The next call's (request, sentence index) pairs in `lane`, taken out of the queue."""
         waiting = self._waiting(lane)
         if not waiting:

@@ -6,6 +6,7 @@ Free of web dependencies, so the CLI can use it for `mtsent ui` without the serv
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import os
@@ -49,18 +50,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def idle_priority() -> bool:
+def idle_priority() -> None:
     """Let the calling thread run only on CPU time nothing else wants (Linux `SCHED_IDLE`, else nice 19).
 
-    Returns False where the platform offers neither; the thread then competes at normal priority.
+    Where the platform offers neither, the thread keeps competing at normal priority.
     """
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # pid 0: the calling thread
-        return True
+        return
     except (AttributeError, OSError):
         pass
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # a thread id: this thread only
-        return True
-    except (AttributeError, OSError):
-        return False
