@@ -168,9 +168,11 @@ def load_model(path: str | None, pooling: str | None, stamp: float = 0.0) -> Mul
 def analyse(_model: MultiTaskModel, model_key: str, sentences: tuple[str, ...]) -> tuple[list[dict], np.ndarray]:
     """Predictions of every head and the unnormalised embeddings, cached per model and input so that moving the
     threshold slider only redraws. A resource cache hands out the same objects without pickling them; the page
-    only reads them."""
-    predictions = _model.predict(list(sentences)) if _model.check_tasks(None) else [{} for _ in sentences]
-    embeddings = _model.encoder.encode(list(sentences), normalize=False)
+    only reads them. Long texts are truncated on purpose (the page says so under the embeddings), so the library's
+    warning is not repeated in the server's log at every rerun."""
+    texts = list(sentences)
+    predictions = _model.predict(texts, long_texts="truncate") if _model.check_tasks(None) else [{} for _ in texts]
+    embeddings = _model.encoder.encode(texts, normalize=False, long_texts="truncate")
     return predictions, np.asarray(embeddings, dtype=np.float32)
 
 
@@ -437,7 +439,8 @@ def show_embeddings(model: MultiTaskModel, sentences: list[str], embeddings: np.
     if too_long:
         st.caption(
             f"Sentence(s) {', '.join(map(str, too_long))} exceed {model.encoder.max_length} tokens: their embedding "
-            "covers the first tokens only (the task heads read the whole text in overlapping windows)."
+            "and sentence-level answers read the first tokens only (entities are found in the whole text, in "
+            "overlapping windows)."
         )
     left, right = st.columns(2)
     with left:

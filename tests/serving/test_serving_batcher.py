@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 
 import pytest
+from fastapi.testclient import TestClient
 
+from mtsent.precision import drop_inference_copies
+from mtsent.serving import ServeSettings, create_app
+from mtsent.serving.app import pause_between_blocks
 from mtsent.serving.batching import MicroBatcher
 
 
@@ -311,23 +314,43 @@ def test_warm_up_covers_the_background_lane() -> None:
     assert ran == [("mtsent-model", ("a",)), ("mtsent-model", ("b", "c")), ("mtsent-model-background", ("a",))]
 
 
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux-only")
-def test_background_thread_runs_at_idle_priority() -> None:
-    policies: dict[str, int] = {}
+def test_background_pass_gives_way_at_its_steps_while_a_short_call_runs() -> None:
+    """A long pass that calls `yield_to_foreground` between its steps (as the service's block hooks do) makes no
+    step while a foreground call runs, and goes on after it; the call returns at once on any other thread."""
+    steps: list[float] = []
+    short_call: list[float] = []
 
-    def record(key, sentences):
-        policies[threading.current_thread().name.rsplit("_", 1)[0]] = os.sched_getscheduler(0)
+    def run(key, sentences):
+        if sentences == ["long"]:
+            for _ in range(60):
+                batcher.yield_to_foreground()
+                steps.append(time.monotonic())
+                time.sleep(0.005)
+        else:
+            short_call.append(time.monotonic())
+            other = threading.Thread(target=batcher.yield_to_foreground)  # not the background thread: no wait
+            other.start()
+            other.join(1.0)
+            assert not other.is_alive()
+            time.sleep(0.2)
+            short_call.append(time.monotonic())
         return list(sentences)
 
+    batcher = MicroBatcher(run, max_wait_ms=0, batch_tokens=100, background=True)
+
     async def main() -> None:
-        batcher = MicroBatcher(record, max_wait_ms=0, batch_tokens=100, background=True)
         await batcher.start()
-        await asyncio.gather(batcher.submit("k", ["long"], costs=[90]), batcher.submit("k", ["short"], costs=[5]))
+        long = asyncio.create_task(batcher.submit("k", ["long"], costs=[90]))
+        await asyncio.sleep(0.05)
+        assert await batcher.submit("k", ["short"], costs=[5]) == ["short"]
+        assert await long == ["long"]
         await batcher.stop()
 
     asyncio.run(main())
-    assert policies == {"mtsent-model-background": os.SCHED_IDLE, "mtsent-model": os.sched_getscheduler(0)}
-    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the caller's thread is untouched
+    start, end = short_call
+    # at most the step already under way when the short call began ends inside it (a step is 5 ms)
+    assert [t for t in steps if start + 0.02 < t < end] == []
+    assert len(steps) == 60 and any(t < start for t in steps) and any(t > end for t in steps)
 
 
 def test_gate_counts_the_room_reserved_by_requests_let_in() -> None:
@@ -355,3 +378,30 @@ def test_settled_reservation_gives_its_room_back_and_teaches_the_estimate() -> N
     assert batcher.reserved_tokens == 100
     held.settle(400)  # one token per byte, four times the first guess
     assert batcher.reserved_tokens == 0 and batcher.estimate(400) > 100
+
+
+def test_service_hooks_the_pause_before_every_block_in_every_precision(served_model) -> None:
+    """The long lane's pause points are the backbone's transformer blocks, in the converted bf16 copy too; the
+    service adds them at start-up and takes them away at shutdown."""
+    blocks = len(served_model.encoder.backbone.encoder.layer)
+    paused: list[int] = []
+    handles = pause_between_blocks(served_model, lambda: paused.append(1))
+    try:
+        for precision in ("fp32", "bf16"):
+            paused.clear()
+            served_model.predict(["Tim Cook visited Berlin."], precision=precision)
+            assert len(paused) == blocks
+    finally:
+        for handle in handles:
+            handle.remove()
+        drop_inference_copies(served_model)
+
+    def hooked() -> int:
+        return sum(len(b._forward_pre_hooks) for b in served_model.encoder.backbone.encoder.layer)
+
+    before = hooked()  # other tests' services running on the same model keep theirs
+    with TestClient(create_app(served_model, ServeSettings(precision="fp32", warmup=False))):
+        assert hooked() == before + blocks
+    assert hooked() == before
+    with TestClient(create_app(served_model, ServeSettings(warmup=False, background_long_texts=False))):
+        assert hooked() == before

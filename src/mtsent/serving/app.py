@@ -12,7 +12,7 @@ import copy
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,13 +23,16 @@ import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tokenizers import Tokenizer
+from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from mtsent.batching import INVARIANT_WIDTHS
 from mtsent.model import MultiTaskModel
-from mtsent.precision import resolve_precision
+from mtsent.precision import drop_inference_copies, resolve_precision
 from mtsent.serving.batching import MicroBatcher, QueueFull, ShuttingDown
 from mtsent.serving.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from mtsent.serving.schemas import (
@@ -87,7 +90,7 @@ class ServeSettings:
     max_header_bytes: int = 16_384
     shutdown_timeout_s: float = 30.0
     warmup: bool = True  # run `warmup_calls` before listening
-    background_long_texts: bool = True  # long texts on a second model thread at idle priority
+    background_long_texts: bool = True  # long texts on a second model thread that gives way to short calls
 
     def __post_init__(self) -> None:
         positive = (
@@ -135,7 +138,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(scope, receive, send)
             return
@@ -197,7 +200,7 @@ class QueueGate:
         if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        declared = Headers(scope=scope).get("content-length", "")
         body_bytes = int(declared) if declared.isdigit() else None
         estimate = self.batcher.estimate(body_bytes)
         if self.batcher.refuses_early(estimate):
@@ -254,8 +257,8 @@ class RequestContext:
         self.endpoints = endpoints
 
     @staticmethod
-    def request_id(headers: dict[bytes, bytes]) -> str:
-        given = headers.get(b"x-request-id", b"").decode("latin-1")
+    def request_id(headers: Headers) -> str:
+        given = headers.get("x-request-id", "")
         if 0 < len(given) <= 128 and given.isascii() and given.isprintable() and " " not in given:
             return given
         return uuid.uuid4().hex
@@ -264,7 +267,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = self.request_id(dict(scope["headers"]))
+        rid = self.request_id(Headers(scope=scope))
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
         status = 500
@@ -335,6 +338,20 @@ def _model_runner(model: MultiTaskModel, precision: str):
         )
 
     return run
+
+
+def pause_between_blocks(model: MultiTaskModel, pause: Callable[[], None]) -> list[RemovableHandle]:
+    """Call `pause` before each transformer block of the model's backbone (every module held in a ModuleList),
+    in every precision: the converted inference copies are rebuilt with the hooks. Remove the handles (and drop
+    the copies again) to undo it.
+
+    This is where a long pass in the background lane gives way to a short call: between blocks, a few
+    milliseconds apart for a 256-token window, not at the end of the whole pass.
+    """
+    blocks = [m for holder in model.encoder.backbone.modules() if isinstance(holder, nn.ModuleList) for m in holder]
+    handles = [block.register_forward_pre_hook(lambda module, args: pause()) for block in blocks]
+    drop_inference_copies(model)
+    return handles
 
 
 WARM_EVERY_ROW_COUNT_UP_TO = 48
@@ -468,6 +485,7 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
         nonlocal tokenizing
         tokenizing = ThreadPoolExecutor(1, thread_name_prefix="mtsent-tokenize")
         torch.set_num_threads(threads)
+        hooks = pause_between_blocks(model, batcher.yield_to_foreground) if batcher.background else []
         await batcher.start()
         if settings.warmup:
             started = time.perf_counter()
@@ -482,6 +500,10 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
         stopping.set()
         await batcher.stop()
         tokenizing.shutdown(wait=False, cancel_futures=True)
+        if hooks:
+            for hook in hooks:
+                hook.remove()
+            drop_inference_copies(model)
 
     app = FastAPI(
         title="mtsent",

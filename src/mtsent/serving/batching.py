@@ -21,10 +21,12 @@ for example ("encode", normalize) or ("predict", tasks), and a cost per sentence
 - Dropping: a caller that stops waiting (deadline passed, client gone, shutdown) cancels its `submit`; its
   sentences that have not reached the model yet are removed from the queue and never computed.
 - Long texts in the background (`background=True`): a pass cannot be interrupted, so a short request that arrives
-  while a long text is computed waits for that whole pass. With a background lane, long texts run on a second
-  worker thread at idle priority (Linux `SCHED_IDLE`): the operating system gives it only the CPU time the
-  short texts' thread and the event loop leave over, and takes it back the moment they want it, so a long pass
-  delays short ones by little more than the memory and cache it shares with them.
+  while a long text is computed would wait for that whole pass. With a background lane, long texts run on a
+  second worker thread that gives way to the first: the model calls `yield_to_foreground()` between its steps
+  (the service hooks it before each transformer block), and on the background thread that waits while a
+  foreground call runs. A short call thus waits for one block of a long pass at most, while the long texts keep
+  their normal share of the CPU against other processes (an operating-system idle priority starves them as soon
+  as anything else on the host is busy; measured in docs/serving.md).
 
 Model calls run on worker threads, never on the event loop, which stays free to answer /health and to parse the
 next requests meanwhile: one thread for every call, or with the background lane one for short texts and one for
@@ -37,12 +39,11 @@ import asyncio
 import contextlib
 import itertools
 import math
+import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-from mtsent.serving.system import idle_priority
 
 __all__ = ["BatchObserver", "MicroBatcher", "QueueFull", "Reservation", "RunFn", "ShuttingDown"]
 
@@ -121,8 +122,8 @@ class MicroBatcher:
     With `enabled=False` every request is run on its own, whole, in arrival order: the baseline that the load
     benchmark compares against. `max_queue_tokens=None` leaves the queue unbounded; `batch_tokens=None` bounds
     calls by `max_batch_size` sentences only (and no text counts as long). `background=True` computes long texts
-    on a second worker thread at idle priority (see the module's notes); `run` must then be safe to call from two
-    threads at once.
+    on a second worker thread that waits in `yield_to_foreground` while a short call runs (see the module's
+    notes); `run` must then be safe to call from two threads at once.
     """
 
     def __init__(
@@ -154,6 +155,9 @@ class MicroBatcher:
         self.background = background and enabled and batch_tokens is not None
         self._thread_initializer = thread_initializer
         self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._foreground_idle = threading.Event()  # cleared while a foreground call runs
+        self._foreground_idle.set()
+        self._background_thread: int | None = None
         self._active: list[_Request] = []
         self._wakeups: dict[str, asyncio.Event] = {}
         self._collectors: list[asyncio.Task] = []
@@ -206,9 +210,27 @@ class MicroBatcher:
             if self._thread_initializer is not None:
                 self._thread_initializer()
             if lane == BACK:
-                idle_priority()
+                self._background_thread = threading.get_ident()
 
         return init
+
+    def yield_to_foreground(self) -> None:
+        """Wait while a foreground call runs, when called on the background lane's thread; else return at once.
+
+        The model calls it between its steps, so a long pass gives the CPU to short calls at its next step.
+        """
+        if threading.get_ident() == self._background_thread:
+            self._foreground_idle.wait()
+
+    def _runner(self, lane: str) -> RunFn:
+        return self._run_foreground if lane == FORE and self.background else self.run
+
+    def _run_foreground(self, key: Hashable, sentences: list[str]) -> Sequence[object]:
+        self._foreground_idle.clear()
+        try:
+            return self.run(key, sentences)
+        finally:
+            self._foreground_idle.set()
 
     async def start(self) -> None:
         """Start a worker thread and a collector per lane on the running event loop."""
@@ -241,7 +263,7 @@ class MicroBatcher:
         for key, sentences in calls:
             for lane in self.lanes:
                 if lane == FORE or len(sentences) == 1:
-                    await loop.run_in_executor(self._executors[lane], self.run, key, sentences)
+                    await loop.run_in_executor(self._executors[lane], self._runner(lane), key, sentences)
                     self.warmed_up += 1
 
     def retry_after(self) -> int:
@@ -378,7 +400,7 @@ class MicroBatcher:
         tokens = sum(r.costs[i] for r, i in picked)
         started = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executors[lane], self.run, key, sentences)
+            results = await loop.run_in_executor(self._executors[lane], self._runner(lane), key, sentences)
         except Exception as exc:
             for r, _ in picked:
                 if not r.future.done():

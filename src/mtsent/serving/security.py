@@ -61,8 +61,13 @@ class ApiKeyAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         protected = scope["type"] == "http" and scope["path"].startswith(self.prefix)
-        if protected and not self.allowed(dict(scope["headers"]).get(b"authorization")):
+        if protected and not self.allowed(authorization(scope)):
             response = JSONResponse({"detail": UNAUTHORIZED}, 401, headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def authorization(scope: Scope) -> bytes | None:
+    """The raw Authorization header (bytes: the keys are compared as bytes, in constant time)."""
+    return next((value for name, value in scope["headers"] if name == b"authorization"), None)

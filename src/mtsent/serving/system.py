@@ -1,19 +1,16 @@
-"""What this machine grants the service: CPUs (the container's quota, not the host's cores), loopback, and a
-thread priority below everything else.
+"""What this machine grants the service: CPUs (the container's quota, not the host's cores) and loopback.
 
 Free of web dependencies, so the CLI can use it for `mtsent ui` without the serve extra.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import math
 import os
-import threading
 from pathlib import Path
 
-__all__ = ["available_cpus", "cgroup_cpu_limit", "idle_priority", "is_loopback"]
+__all__ = ["available_cpus", "cgroup_cpu_limit", "is_loopback"]
 
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -48,17 +45,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def idle_priority() -> None:
-    """Let the calling thread run only on CPU time nothing else wants (Linux `SCHED_IDLE`, else nice 19).
-
-    Where the platform offers neither, the thread keeps competing at normal priority.
-    """
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # pid 0: the calling thread
-        return
-    except (AttributeError, OSError):
-        pass
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # a thread id: this thread only
