@@ -24,9 +24,10 @@ for example ("encode", normalize) or ("predict", tasks), and a cost per sentence
   while a long text is computed would wait for that whole pass. With a background lane, long texts run on a
   second worker thread that gives way to the first: the model calls `yield_to_foreground()` between its steps
   (the service hooks it before each transformer block), and on the background thread that waits while a
-  foreground call runs. A short call thus waits for one block of a long pass at most, while the long texts keep
-  their normal share of the CPU against other processes (an operating-system idle priority starves them as soon
-  as anything else on the host is busy; measured in docs/serving.md).
+  foreground call runs. A short call thus waits for one block of a long pass at most. The wait is bounded so that
+  the long texts keep at least a quarter of the time under a steady stream of short calls (`BACKGROUND_FLOOR`),
+  and the thread keeps its normal share of the CPU against other processes (an operating-system idle priority
+  starves long texts as soon as anything else on the host is busy; measured in docs/RESULTS.md).
 
 Model calls run on worker threads, never on the event loop, which stays free to answer /health and to parse the
 next requests meanwhile: one thread for every call, or with the background lane one for short texts and one for
@@ -74,6 +75,9 @@ back by a long text computed beside them (a call answers when its slowest pass e
 LONG_TEXT_SHARE = 4
 """A text costing more than 1/LONG_TEXT_SHARE of the call budget is computed in a call of its own (in the
 background lane when there is one)."""
+BACKGROUND_FLOOR = 0.25
+"""The background lane's least share of the time while short calls run back to back: it waits for them at most
+(1 - floor) / floor times as long as it last ran, so a steady stream of short requests cannot starve long ones."""
 FORE, BACK = "fore", "back"
 
 
@@ -158,6 +162,7 @@ class MicroBatcher:
         self._foreground_idle = threading.Event()  # cleared while a foreground call runs
         self._foreground_idle.set()
         self._background_thread: int | None = None
+        self._background_resumed = 0.0  # when the background thread last started or stopped waiting
         self._active: list[_Request] = []
         self._wakeups: dict[str, asyncio.Event] = {}
         self._collectors: list[asyncio.Task] = []
@@ -217,13 +222,24 @@ class MicroBatcher:
     def yield_to_foreground(self) -> None:
         """Wait while a foreground call runs, when called on the background lane's thread; else return at once.
 
-        The model calls it between its steps, so a long pass gives the CPU to short calls at its next step.
+        The model calls it between its steps, so a long pass gives the CPU to short calls at its next step. The
+        wait is bounded by `BACKGROUND_FLOOR`: at most three times as long as the background ran since its last
+        wait (or since its call began).
         """
-        if threading.get_ident() == self._background_thread:
-            self._foreground_idle.wait()
+        if threading.get_ident() != self._background_thread or self._foreground_idle.is_set():
+            return
+        ran = time.perf_counter() - self._background_resumed
+        self._foreground_idle.wait(ran * (1 - BACKGROUND_FLOOR) / BACKGROUND_FLOOR)
+        self._background_resumed = time.perf_counter()
 
     def _runner(self, lane: str) -> RunFn:
-        return self._run_foreground if lane == FORE and self.background else self.run
+        if not self.background:
+            return self.run
+        return self._run_foreground if lane == FORE else self._run_background
+
+    def _run_background(self, key: Hashable, sentences: list[str]) -> Sequence[object]:
+        self._background_resumed = time.perf_counter()
+        return self.run(key, sentences)
 
     def _run_foreground(self, key: Hashable, sentences: list[str]) -> Sequence[object]:
         self._foreground_idle.clear()
