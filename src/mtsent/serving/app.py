@@ -345,8 +345,8 @@ def pause_between_blocks(model: MultiTaskModel, pause: Callable[[], None]) -> li
     in every precision: the converted inference copies are rebuilt with the hooks. Remove the handles (and drop
     the copies again) to undo it.
 
-    This is where a long pass in the background lane gives way to a short call: between blocks, a few
-    milliseconds apart for a 256-token window, not at the end of the whole pass.
+    This is where a long pass in the background lane gives way to a short call: between blocks, not at the end
+    of the whole pass.
     """
     blocks = [m for holder in model.encoder.backbone.modules() if isinstance(holder, nn.ModuleList) for m in holder]
     handles = [block.register_forward_pre_hook(lambda module, args: pause()) for block in blocks]
