@@ -17,13 +17,11 @@ import time
 from datetime import date
 from pathlib import Path
 
+from dev_metrics import embedding_score, task_scores
 from records import RESULTS, machine, write_report
 
-from mtsent.data import load_task_data
 from mtsent.model import MultiTaskModel
 from mtsent.training import load_config
-from mtsent.training.embedding_quality import EmbeddingQuality
-from mtsent.training.evaluation import evaluate_task, tokenize_task
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,18 +39,13 @@ def main() -> None:
     model = MultiTaskModel.from_pretrained("default", device="cpu")
     started = time.perf_counter()
     rows: dict[str, dict] = {}
-    for name, task in config.tasks.items():
-        splits = load_task_data(name, task.type, task.data, data_dir)
-        features, _ = tokenize_task(model, name, splits.dev, config.training.max_length)
-        row = {"recorded": record["best"]["main"][name]}
-        for precision in (config.training.precision, "fp32"):
-            row[precision] = evaluate_task(model, name, splits.dev, features, precision=precision)["main"]
-        rows[name] = row
-        print(f"{name:10s} " + "  ".join(f"{k} {100 * v:.2f}" for k, v in row.items()), flush=True)
-    quality = EmbeddingQuality.from_config(config.evaluation.embedding_quality, data_dir).evaluate(model.encoder)
+    for name, scores in task_scores(model, config, data_dir, (config.training.precision, "fp32")).items():
+        rows[name] = {"recorded": record["best"]["main"][name], **scores}
+        print(f"{name:10s} " + "  ".join(f"{k} {100 * v:.2f}" for k, v in rows[name].items()), flush=True)
+    quality = embedding_score(model, config, data_dir)
     recorded_quality = record["embedding_quality"]["best_checkpoint"]["sts_spearman"]
-    rows["embedding"] = {"recorded": recorded_quality, "fp32": quality["sts_spearman"]}
-    print(f"embedding  recorded {recorded_quality:.2f}  fp32 {quality['sts_spearman']:.2f} (STS-B dev Spearman x100)")
+    rows["embedding"] = {"recorded": recorded_quality, "fp32": quality}
+    print(f"embedding  recorded {recorded_quality:.2f}  fp32 {quality:.2f} (STS-B dev Spearman x100)")
     write_report(
         Path(args.output),
         {

@@ -111,3 +111,76 @@ def test_an_adapter_needs_a_pretrained_backbone_not_init_from(tmp_path):
     }
     with pytest.raises(ValueError, match="cannot start from init_from"):
         TrainConfig.model_validate(raw)
+
+
+def _fine_tuned(backbone, rank: int, embeddings: bool = True) -> MultiTaskModel:
+    """A plain model whose backbone moved from the pre-trained weights by rank-`rank` changes (what fine-tuning
+    does, in a shape a rank-`rank` compression can hold exactly), with changed biases."""
+    model = MultiTaskModel.from_config(ModelConfig(encoder=EncoderConfig(backbone=str(backbone)), tasks=TASKS), "cpu")
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.encoder.backbone.named_parameters():
+            if p.ndim == 2 and ("embeddings" not in name or (embeddings and "word_embeddings" in name)):
+                p.add_(torch.randn(p.shape[0], rank) @ torch.randn(rank, p.shape[1]) * 0.02)
+            elif name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def test_compressing_a_fine_tune_saves_small_and_loads_as_the_same_plain_model(tiny_backbone, tmp_path):
+    model = _fine_tuned(tiny_backbone, rank=2)
+    expected = model.encode(TEXTS, precision="fp32")
+    expected_ner = model.predict(TEXTS, tasks=["ner"], precision="fp32")
+    model.save_pretrained(tmp_path / "full")
+    model.encoder.compress(r=2, embedding_r=2)
+    model.save_pretrained(tmp_path / "small")
+
+    saved = load_file(str(tmp_path / "small" / "model.safetensors"))
+    lora = [k for k in saved if "lora_" in k]
+    assert any("lora_embedding" in k for k in lora) and all(saved[k].dtype == torch.float16 for k in lora)
+    assert not any("base_layer.weight" in k or k.endswith("word_embeddings.weight") for k in saved)
+    full_size = (tmp_path / "full" / "model.safetensors").stat().st_size
+    assert (tmp_path / "small" / "model.safetensors").stat().st_size < full_size / 3
+
+    loaded = MultiTaskModel.from_pretrained(tmp_path / "small", device="cpu")
+    assert loaded.encoder.config.adapter is None  # merged: a plain model
+    np.testing.assert_allclose(loaded.encode(TEXTS, precision="fp32"), expected, atol=2e-3)
+    assert [p["ner"].tags for p in loaded.predict(TEXTS, tasks=["ner"], precision="fp32")] == [
+        p["ner"].tags for p in expected_ner
+    ]
+
+
+def test_a_lower_rank_than_the_change_approximates_it_and_keeps_embeddings_when_asked(tiny_backbone):
+    plain = MultiTaskModel.from_config(ModelConfig(encoder=EncoderConfig(backbone=str(tiny_backbone))), "cpu")
+    model = _fine_tuned(tiny_backbone, rank=8)
+    tuned = model.encode(TEXTS, precision="fp32")
+    model.encoder.compress(r=1, embedding_r=None)
+    model.encoder.merge_adapter()
+    merged = dict(model.encoder.backbone.named_parameters())
+    base = dict(plain.encoder.backbone.named_parameters())
+    assert torch.equal(merged["embeddings.word_embeddings.weight"], base["embeddings.word_embeddings.weight"])
+    query = "encoder.layer.0.attention.self.query.weight"
+    assert torch.linalg.matrix_rank(merged[query] - base[query]).item() == 1
+    approx = model.encode(TEXTS, precision="fp32")
+    assert not np.allclose(approx, tuned, atol=1e-3)  # rank 1 of a rank-8 change is an approximation
+
+
+def test_an_adapter_model_is_not_compressed_again(tiny_backbone):
+    with pytest.raises(ValueError, match="already is an adapter model"):
+        _adapted(tiny_backbone, r=2).encoder.compress(r=2, embedding_r=None)
+
+
+def test_compress_command_writes_a_small_model_and_refuses_a_used_directory(tiny_backbone, tmp_path):
+    from typer.testing import CliRunner
+
+    from mtsent.cli import app
+
+    _fine_tuned(tiny_backbone, rank=2).save_pretrained(tmp_path / "full")
+    runner = CliRunner()
+    result = runner.invoke(app, ["compress", str(tmp_path / "full"), str(tmp_path / "small"), "--rank", "2"])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and "MB (was" in result.output
+    config = json.loads((tmp_path / "small" / "config.json").read_text())
+    assert config["encoder"]["adapter"]["r"] == 2 and config["encoder"]["adapter"]["embedding_r"] == 32
+    result = runner.invoke(app, ["compress", str(tmp_path / "full"), str(tmp_path / "small")])
+    assert result.exit_code == 2 and "is not empty" in result.output

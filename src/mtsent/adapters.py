@@ -20,7 +20,7 @@ from torch import nn
 
 from mtsent.config import AdapterConfig
 
-__all__ = ["attach_adapter", "base_fingerprint", "is_adapter_parameter", "merge_adapter"]
+__all__ = ["attach_adapter", "base_fingerprint", "is_adapter_parameter", "merge_adapter", "set_to_difference"]
 
 
 def attach_adapter(backbone: nn.Module, config: AdapterConfig) -> nn.Module:
@@ -31,12 +31,23 @@ def attach_adapter(backbone: nn.Module, config: AdapterConfig) -> nn.Module:
     """
     from peft import LoraConfig, get_peft_model
 
+    targets: str | list[str] = config.target_modules
+    patterns: dict[str, dict[str, float]] = {"rank_pattern": {}, "alpha_pattern": {}}
+    if config.embedding_r is not None:  # peft's "all-linear" cannot be combined with other names: list them
+        linear = {n.rsplit(".", 1)[-1] for n, m in backbone.named_modules() if isinstance(m, nn.Linear)}
+        embedding = _module_name(backbone, backbone.get_input_embeddings()).rsplit(".", 1)[-1]
+        targets = [*sorted(linear if targets == "all-linear" else targets), embedding]
+        patterns = {
+            "rank_pattern": {embedding: config.embedding_r},
+            "alpha_pattern": {embedding: config.alpha * config.embedding_r / config.r},  # the same scale
+        }
     lora = LoraConfig(
         r=config.r,
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
-        target_modules=config.target_modules,
+        target_modules=targets,
         bias="all" if config.train_biases else "none",
+        **patterns,
     )
     with warnings.catch_warnings():  # peft warns that bias="all" also changes the output with adapters disabled
         warnings.simplefilter("ignore", UserWarning)
@@ -79,3 +90,35 @@ def base_fingerprint(backbone: nn.Module, config: AdapterConfig) -> str:
 def _base_name(key: str) -> str:
     """A parameter's name in the plain backbone (without peft's wrapper prefixes)."""
     return key.removeprefix("base_model.model.").replace(".base_layer.", ".")
+
+
+def _module_name(root: nn.Module, module: nn.Module) -> str:
+    return next(name for name, m in root.named_modules() if m is module)
+
+
+@torch.no_grad()
+def set_to_difference(wrapped: nn.Module, tuned: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> None:
+    """Set the LoRA factors of a backbone wrapped by `attach_adapter` (with the `base` weights under it) so that
+    each adapted weight becomes base + the best approximation of (tuned - base) of the adapter's rank (truncated
+    SVD), and its biases to the `tuned` ones: a fine-tune compressed into an adapter (`SentenceEncoder.compress`).
+    """
+    for name, module in wrapped.named_modules():
+        weight = _base_name(name) + ".weight"
+        if hasattr(module, "lora_A") and "default" in module.lora_A:
+            b, a = _factors(tuned[weight] - base[weight], module.r["default"])
+            module.lora_B["default"].weight.copy_(b)
+            module.lora_A["default"].weight.copy_(a)
+        elif hasattr(module, "lora_embedding_A") and "default" in module.lora_embedding_A:
+            b, a = _factors((tuned[weight] - base[weight]).T, module.r["default"])  # peft keeps embeddings' transposed
+            module.lora_embedding_B["default"].copy_(b)
+            module.lora_embedding_A["default"].copy_(a)
+    for key, param in wrapped.named_parameters():
+        if key.endswith("bias") and "lora_" not in key:
+            param.copy_(tuned[_base_name(key)])
+
+
+def _factors(delta: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """B (out x rank) and A (rank x in) with B @ A the best rank-`rank` approximation of `delta` (out x in)."""
+    u, s, vh = torch.linalg.svd(delta.float(), full_matrices=False)
+    root = s[:rank].sqrt()
+    return u[:, :rank] * root, root[:, None] * vh[:rank]

@@ -30,6 +30,7 @@ __all__ = [
     "atomic_directory",
     "default_backbone_path",
     "default_model_path",
+    "empty_target",
     "is_mtsent_dir",
     "load_weights",
     "locate_model",
@@ -42,6 +43,14 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _MARKER = "mtsent"
 MODEL_FILE_MODE = 0o644
+
+
+def empty_target(path: str | Path, what: str) -> Path:
+    """`path` when it is new or an empty directory; anything else is refused before any work is done."""
+    out = Path(path)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} is not empty: write the {what} into a new or empty directory")
+    return out
 
 
 @contextmanager

@@ -573,6 +573,34 @@ def export(
         err_console.print(f"wrote the {to} export of {model_dir} to {written}")
 
 
+@app.command()
+def compress(
+    model_dir: Path = typer.Argument(..., help="A fully fine-tuned mtsent model directory."),
+    out_dir: Path = typer.Argument(..., help="Where the compressed model goes (a new or empty directory)."),
+    rank: int = typer.Option(64, "--rank", min=1, help="Rank of each linear layer's update."),
+    embedding_rank: int = typer.Option(
+        32, "--embedding-rank", min=0, help="Rank of the word embeddings' update (0: keep the backbone's)."
+    ),
+    dtype: str = typer.Option("float16", "--dtype", help="How the adapter is stored: float16 or float32."),
+) -> None:
+    """Store a fully fine-tuned model as its backbone plus a low-rank adapter (the top singular directions of each
+    weight's change): a few MB instead of the whole model, loaded as a plain model. `mtsent evaluate` the result
+    to see what the rank cost (docs/training.md, "Compressing a fine-tuned model")."""
+    with user_errors():
+        from mtsent.checkpoint import empty_target
+        from mtsent.model import MultiTaskModel
+
+        if dtype not in ("float16", "float32"):
+            raise ValueError(f"--dtype must be float16 or float32, got {dtype!r}")
+        out = empty_target(out_dir, "compressed model")
+        model = MultiTaskModel.from_pretrained(model_dir, device="cpu")
+        model.encoder.compress(rank, embedding_rank or None, storage_dtype=dtype)
+        model.save_pretrained(out)
+        before = sum(f.stat().st_size for f in Path(model_dir).iterdir() if f.is_file())
+        after = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+        err_console.print(f"wrote {out}: {after / 1e6:.2f} MB (was {before / 1e6:.2f} MB)")
+
+
 def parse_label_map(text: str) -> dict[str, str]:
     """`--label-map 0=negative,1=positive` as a dict; a malformed or repeated pair is named."""
     mapping: dict[str, str] = {}

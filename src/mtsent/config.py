@@ -87,6 +87,12 @@ class AdapterConfig(_Strict):
         "all-linear", description="'all-linear' or the names of the linear layers to adapt (e.g. [query, value])"
     )
     train_biases: bool = Field(True, description="also train (and save) every bias of the backbone")
+    embedding_r: int | None = Field(
+        None, gt=0, description="rank of an update of the word embeddings too (None: they stay the backbone's)"
+    )
+    storage_dtype: Literal["float32", "float16"] = Field(
+        "float32", description="how the adapter's matrices are saved (float16: half the file; loading casts back)"
+    )
     base_sha256: str | None = Field(
         None, description="fingerprint of the backbone weights the adapter was trained on (written when saving)"
     )

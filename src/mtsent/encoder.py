@@ -425,6 +425,29 @@ class SentenceEncoder(nn.Module):
             self.backbone = merge_adapter(self.backbone)
             self.config.adapter = None
 
+    @torch.no_grad()
+    def compress(self, r: int, embedding_r: int | None = None, storage_dtype: str = "float16") -> None:
+        """Turn this fully fine-tuned encoder into its pre-trained backbone plus a LoRA adapter that approximates
+        the fine-tuning: each linear weight's (and, with `embedding_r`, the word embeddings') difference from the
+        pre-trained weights is cut to its top `r` singular directions, the fine-tuned biases are kept, and the other
+        changed weights (layer norms, position embeddings) go back to the backbone's.
+
+        It then saves as an adapter model (what differs from the backbone, `storage_dtype` per value) and loads
+        merged into a plain model again: the cost is the truncation alone, which `mtsent evaluate` measures.
+        """
+        from mtsent.adapters import set_to_difference
+
+        if self.config.adapter is not None:
+            raise ValueError("this model already is an adapter model: compress a fully fine-tuned one")
+        tuned = {k: v.detach().clone() for k, v in self.backbone.state_dict().items()}
+        base = load_backbone(self.config.backbone)[0].state_dict()
+        if set(base) != set(tuned) or any(base[k].shape != v.shape for k, v in tuned.items()):
+            raise ValueError(f"the backbone {self.config.backbone!r} does not have this model's weight shapes")
+        self.backbone.load_state_dict(base)
+        config = AdapterConfig(r=r, alpha=float(r), dropout=0.0, embedding_r=embedding_r, storage_dtype=storage_dtype)
+        self.attach_adapter(config)
+        set_to_difference(self.backbone, tuned, base)
+
     def frozen_base_keys(self) -> set[str]:
         """State-dict keys that an adapter leaves as the pre-trained backbone's: not saved, read from it at load."""
         from mtsent.adapters import is_adapter_parameter
@@ -433,12 +456,21 @@ class SentenceEncoder(nn.Module):
             return set()
         return {f"backbone.{k}" for k in self.backbone.state_dict() if not is_adapter_parameter(k, self.config.adapter)}
 
+    def checkpoint_tensors(self, state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+        """What a checkpoint keeps of `state` (holding this encoder's keys under `prefix`): all of it, or with an
+        adapter all but the frozen backbone, the adapter's matrices in its `storage_dtype`."""
+        adapter = self.config.adapter
+        if adapter is None:
+            return state
+        frozen = {prefix + k for k in self.frozen_base_keys()}
+        dtype = getattr(torch, adapter.storage_dtype)
+        return {k: v.to(dtype) if "lora_" in k else v for k, v in state.items() if k not in frozen}
+
     # ---------------------------------------------------------------- persistence
     def save_pretrained(self, path: str | Path) -> Path:
         """Save as an mtsent model directory with no task heads (loadable by both model classes)."""
         config = ModelConfig(encoder=self.config, backbone_config=self.backbone.config.to_dict())
-        frozen = self.frozen_base_keys()
-        state = {ENCODER_PREFIX + k: v for k, v in self.state_dict().items() if k not in frozen}
+        state = {ENCODER_PREFIX + k: v for k, v in self.checkpoint_tensors(self.state_dict()).items()}
         return write_model_dir(path, config, state, self.tokenizer.save_pretrained)
 
     @classmethod

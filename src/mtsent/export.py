@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mtsent.checkpoint import atomic_directory
+from mtsent.checkpoint import atomic_directory, empty_target
 from mtsent.encoder import SentenceEncoder
 from mtsent.model import MultiTaskModel
 from mtsent.model_card import write_model_card
@@ -44,13 +44,6 @@ _PROBE = [
     "It works.",
     "The European Commission said on Thursday it disagreed with German advice to consumers.",
 ]
-
-
-def _check_target(out_dir: str | Path) -> Path:
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} is not empty: export into a new or empty directory")
-    return out
 
 
 def _as_model(model: MultiTaskModel | SentenceEncoder) -> MultiTaskModel:
@@ -76,7 +69,7 @@ def to_sentence_transformers(
 
     `records_dir` is the mtsent directory the model came from: its metrics go into the model card.
     """
-    out = _check_target(out_dir)
+    out = empty_target(out_dir, "export")
     mt = _as_model(model)
     check_st_exportable(mt.encoder)
     with atomic_directory(out) as tmp:
@@ -91,7 +84,7 @@ def to_transformers(
     """Write one token task as an `AutoModelForTokenClassification` directory with its id2label / label2id."""
     from transformers import AutoModelForTokenClassification
 
-    out = _check_target(out_dir)
+    out = empty_target(out_dir, "export")
     (task,) = model.check_tasks([task])
     head_config = model.tasks[task]
     if head_config.type != "token_classification":
@@ -199,7 +192,7 @@ def to_onnx(
     except ImportError as exc:
         raise ImportError("ONNX export needs onnx, onnxscript and onnxruntime: pip install 'mtsent[export]'") from exc
 
-    out = _check_target(out_dir)
+    out = empty_target(out_dir, "export")
     mt = _as_model(model)
     graph = _OnnxGraph(_cpu_copy(mt)).eval()
     tokenizer = mt.encoder.tokenizer
@@ -259,7 +252,7 @@ def export_model(model_dir: str | Path, fmt: str, out_dir: str | Path, task: str
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if task is not None and fmt != "transformers":
         raise ValueError(f"--task applies to --to transformers only (the {fmt} export holds the whole model)")
-    _check_target(out_dir)
+    empty_target(out_dir, "export")
     from mtsent.checkpoint import is_mtsent_dir, resolve_model_name
 
     model_dir = Path(resolve_model_name(model_dir))

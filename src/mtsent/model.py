@@ -243,8 +243,7 @@ class MultiTaskModel(nn.Module):
     # ---------------------------------------------------------------- persistence
     def save_pretrained(self, path: str | Path, write_extra: Callable[[Path], None] | None = None) -> Path:
         """Write config.json, model.safetensors and the tokenizer files (and `write_extra`'s), atomically."""
-        frozen = {ENCODER_PREFIX + k for k in self.encoder.frozen_base_keys()}
-        state = {k: v for k, v in self.state_dict().items() if k not in frozen}
+        state = self.encoder.checkpoint_tensors(self.state_dict(), prefix=ENCODER_PREFIX)
         return write_model_dir(path, self.config, state, self.encoder.tokenizer.save_pretrained, write_extra)
 
     @classmethod
