@@ -334,3 +334,32 @@ def test_fit_after_another_libraries_bf16_accelerator(make_config, train):
         assert summary["steps"] == 2
     finally:
         AcceleratorState._reset_state()
+
+
+def test_random_batching_mixes_lengths_where_bucketing_groups_them() -> None:
+    """`training.batching`: bucketed batches hold similar lengths; random ones any mix, each index once a pass."""
+    from mtsent.training.trainer import TaskStream
+
+    lengths = [(i * 37) % 100 + 1 for i in range(640)]
+
+    def spread(bucketed: bool) -> tuple[float, list[int]]:
+        stream = TaskStream("t", lengths, 32, seed=13, bucketed=bucketed)
+        batches = [stream.next() for _ in range(20)]
+        width = float(np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]))
+        return width, sorted(i for b in batches for i in b)
+
+    bucketed_width, bucketed_seen = spread(True)
+    random_width, random_seen = spread(False)
+    assert bucketed_seen == random_seen == list(range(640))
+    assert bucketed_width < 10 < 60 < random_width
+
+
+def test_random_batching_learns(make_config, train):
+    config = make_config(
+        tasks=("sentiment",),
+        training={"max_steps": 24, "batching": "random"},
+        optim={"learning_rate": 3e-3, "head_learning_rate": 3e-2, "warmup_steps": 0, "scheduler": "constant"},
+        evaluation={"every_steps": 24},
+    )
+    _, summary, _ = train(config)
+    assert summary["best_metrics"]["sentiment"]["accuracy"] >= 0.9

@@ -71,6 +71,9 @@ class TrainingConfig(_Strict):
     precision: Literal["bf16", "fp32"] = "bf16"
     max_length: int = Field(128, gt=2, description="sub-words per training example")
     label_all_subwords: bool = False
+    batching: Literal["bucketed", "random"] = Field(
+        "bucketed", description="bucketed: batches of similar lengths (less padding); random: plain shuffled batches"
+    )
     loss_weighting: Literal["static", "uncertainty"] = "static"
     log_every: int = Field(10, ge=1)
     num_threads: int | None = Field(None, ge=1, description="torch threads; None = torch's default")

@@ -25,7 +25,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from mtsent.batching import bucketed_batches
+from mtsent.batching import bucketed_batches, random_batches
 from mtsent.config import HeadConfig, ModelConfig
 from mtsent.data import (
     MultiTaskSampler,
@@ -52,22 +52,34 @@ __all__ = ["TaskStream", "TrainState", "Trainer", "TrainingInterrupted"]
 
 
 class TaskStream:
-    """A task's endless, deterministic sequence of length-bucketed training batches.
+    """A task's endless, deterministic sequence of training batches, length-bucketed or plain shuffled.
 
     Pass `k` over the data is shuffled with a seed derived from (seed, task, k), so the position (pass, index)
     is all that a resumed run needs. With several processes, each takes its own batch of every `world` batches.
     """
 
-    def __init__(self, name: str, lengths: list[int], batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        name: str,
+        lengths: list[int],
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        bucketed: bool = True,
+    ):
         self.name, self.lengths, self.batch_size, self.seed = name, lengths, batch_size, seed
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.bucketed = rank, world, bucketed
         self.epoch, self.position = 0, 0
         self._batches: list[list[int]] | None = None
 
     def _pass(self) -> list[list[int]]:
         if self._batches is None:
             seed = zlib.crc32(f"{self.seed}:{self.name}:{self.epoch}".encode())
-            batches = bucketed_batches(self.lengths, self.batch_size, seed=seed)
+            if self.bucketed:
+                batches = bucketed_batches(self.lengths, self.batch_size, seed=seed)
+            else:
+                batches = random_batches(len(self.lengths), self.batch_size, seed=seed)
             usable = len(batches) - len(batches) % self.world or len(batches)
             self._batches = batches[:usable]
         return self._batches
@@ -415,7 +427,15 @@ class Trainer:
         self.optimizer = build_optimizer(model, cfg.optim, extra)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.total_steps)
         self.streams = {
-            n: TaskStream(n, [len(f["input_ids"]) for f in t.train_features], tc.batch_size, tc.seed, rank, world)
+            n: TaskStream(
+                n,
+                [len(f["input_ids"]) for f in t.train_features],
+                tc.batch_size,
+                tc.seed,
+                rank,
+                world,
+                bucketed=tc.batching == "bucketed",
+            )
             for n, t in tasks.items()
         }
 
