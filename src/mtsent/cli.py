@@ -369,7 +369,7 @@ def serve(
         "so first requests and memory do not pay for it.",
     ),
     background_long_texts: bool = typer.Option(
-        True, help="Compute long texts on a second model thread at idle priority, so short ones never wait for them."
+        True, help="Compute long texts on a second model thread that gives way to short calls between its blocks."
     ),
     max_queue_tokens: int = typer.Option(262_144, min=1, help="Tokens the queue admits (beyond: 503 at once)."),
     timeout_ms: int = typer.Option(30_000, min=1, help="Default deadline per request (504 past it)."),
