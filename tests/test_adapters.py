@@ -142,6 +142,10 @@ def test_compressing_a_fine_tune_saves_small_and_loads_as_the_same_plain_model(t
     full_size = (tmp_path / "full" / "model.safetensors").stat().st_size
     assert (tmp_path / "small" / "model.safetensors").stat().st_size < full_size / 3
 
+    card = (tmp_path / "small" / "README.md").read_text()
+    assert "fine-tuned fully, then compressed" in card and "not fine-tuned itself" not in card
+    assert "No dev metrics were recorded" in card  # the full model's metrics are not the compressed one's
+
     loaded = MultiTaskModel.from_pretrained(tmp_path / "small", device="cpu")
     assert loaded.encoder.config.adapter is None  # merged: a plain model
     np.testing.assert_allclose(loaded.encode(TEXTS, precision="fp32"), expected, atol=2e-3)

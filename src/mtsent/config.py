@@ -90,6 +90,9 @@ class AdapterConfig(_Strict):
     embedding_r: int | None = Field(
         None, gt=0, description="rank of an update of the word embeddings too (None: they stay the backbone's)"
     )
+    origin: Literal["trained", "compressed"] = Field(
+        "trained", description="trained as an adapter, or compressed from a full fine-tune (`mtsent compress`)"
+    )
     storage_dtype: Literal["float32", "float16"] = Field(
         "float32", description="how the adapter's matrices are saved (float16: half the file; loading casts back)"
     )

@@ -444,7 +444,9 @@ class SentenceEncoder(nn.Module):
         if set(base) != set(tuned) or any(base[k].shape != v.shape for k, v in tuned.items()):
             raise ValueError(f"the backbone {self.config.backbone!r} does not have this model's weight shapes")
         self.backbone.load_state_dict(base)
-        config = AdapterConfig(r=r, alpha=float(r), dropout=0.0, embedding_r=embedding_r, storage_dtype=storage_dtype)
+        config = AdapterConfig(
+            r=r, alpha=float(r), dropout=0.0, embedding_r=embedding_r, origin="compressed", storage_dtype=storage_dtype
+        )
         self.attach_adapter(config)
         set_to_difference(self.backbone, tuned, base)
 

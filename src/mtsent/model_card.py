@@ -183,7 +183,17 @@ def render_model_card(
         f"input) and {len(config.tasks)} task head(s).",
         "",
     ]
-    if e.adapter is not None:
+    if e.adapter is not None and e.adapter.origin == "compressed":
+        embeddings = f", the word embeddings' at rank {e.adapter.embedding_r}" if e.adapter.embedding_r else ""
+        lines += [
+            "The backbone was fine-tuned fully, then compressed (`mtsent compress`): this directory holds a LoRA "
+            f"adapter with the top singular directions of each linear weight's change (rank {e.adapter.r}"
+            f"{embeddings}), the fine-tuned biases, the pooling/projection layers and the heads; layer norms and "
+            "position embeddings are the backbone's. mtsent reads the backbone's weights from the backbone named "
+            "above (checked against a SHA-256 recorded here) and merges the adapter into them at load.",
+            "",
+        ]
+    elif e.adapter is not None:
         targets = e.adapter.target_modules
         targets = targets if isinstance(targets, str) else ", ".join(targets)
         lines += [
