@@ -169,6 +169,16 @@ def test_a_lower_rank_than_the_change_approximates_it_and_keeps_embeddings_when_
     assert not np.allclose(approx, tuned, atol=1e-3)  # rank 1 of a rank-8 change is an approximation
 
 
+def test_a_rank_beyond_the_weights_is_refused_before_any_change(tiny_backbone):
+    model = _fine_tuned(tiny_backbone, rank=2)
+    before = model.encode(TEXTS, precision="fp32")
+    with pytest.raises(ValueError, match=r"^rank 33 is more than the backbone's smallest matrix allows \(32\)"):
+        model.encoder.compress(r=33)
+    with pytest.raises(ValueError, match="embedding rank 40 is more than"):
+        model.encoder.compress(r=2, embedding_r=40)
+    np.testing.assert_array_equal(model.encode(TEXTS, precision="fp32"), before)  # untouched
+
+
 def test_an_adapter_model_is_not_compressed_again(tiny_backbone):
     with pytest.raises(ValueError, match="already is an adapter model"):
         _adapted(tiny_backbone, r=2).encoder.compress(r=2, embedding_r=None)

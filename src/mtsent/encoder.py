@@ -439,6 +439,11 @@ class SentenceEncoder(nn.Module):
 
         if self.config.adapter is not None:
             raise ValueError("this model already is an adapter model: compress a fully fine-tuned one")
+        linear = min(min(m.weight.shape) for m in self.backbone.modules() if isinstance(m, nn.Linear))
+        embedding = min(self.backbone.get_input_embeddings().weight.shape)
+        for name, rank, limit in (("rank", r, linear), ("embedding rank", embedding_r or 0, embedding)):
+            if rank > limit:
+                raise ValueError(f"{name} {rank} is more than the backbone's smallest matrix allows ({limit})")
         tuned = {k: v.detach().clone() for k, v in self.backbone.state_dict().items()}
         base = load_backbone(self.config.backbone)[0].state_dict()
         if set(base) != set(tuned) or any(base[k].shape != v.shape for k, v in tuned.items()):
