@@ -138,6 +138,37 @@ def test_fair_share_between_large_requests() -> None:
     assert all({s[0] for s in sentences} == {"a", "b"} for _, sentences in model.calls)
 
 
+def test_a_stream_of_shorter_newcomers_cannot_starve_an_older_request() -> None:
+    """Under overload new requests keep arriving with shorter texts than one that waits; fair queuing's clock
+    moves on with every call, so the older request is served within a few calls, not when the stream stops."""
+    model = Recorder(delay=0.005)
+
+    async def main() -> int:
+        batcher = MicroBatcher(model, max_batch_size=2, max_wait_ms=0)
+        await batcher.start()
+        shorts: list[asyncio.Task] = []
+
+        def top_up() -> None:  # keep four short requests waiting at all times
+            while sum(not t.done() for t in shorts) < 4:
+                shorts.append(asyncio.create_task(batcher.submit("k", [f"short{len(shorts)}"], costs=[3])))
+
+        top_up()
+        await asyncio.sleep(0)
+        older = asyncio.create_task(batcher.submit("k", ["older"], costs=[10]))
+        while not older.done() and batcher.batches < 60:
+            top_up()
+            await asyncio.sleep(0.001)
+        answered_after = next(i for i, (_, s) in enumerate(model.calls) if "older" in s) if older.done() else -1
+        for t in shorts:
+            t.cancel()
+        await asyncio.gather(*shorts, return_exceptions=True)
+        await batcher.stop()
+        return answered_after
+
+    answered_after = asyncio.run(main())
+    assert 0 <= answered_after <= 8, f"the older request waited {answered_after} calls (-1: never answered)"
+
+
 def test_full_queue_refuses_at_once() -> None:
     from mtsent.serving.batching import QueueFull
 

@@ -11,8 +11,10 @@ for example ("encode", normalize) or ("predict", tasks), and a cost per sentence
   it is counted, so a burst of requests arriving together cannot all pass the gate only to be refused later,
   after each has been read, parsed and tokenised.
 - Fairness: each model call holds at most `batch_tokens` tokens and `max_batch_size` sentences. Requests are
-  ordered by weighted fair queuing: the service (tokens) each has received, plus the cost of its next sentence; a
-  newcomer starts at the current least service, not at zero, so it cannot starve the others. The first request
+  ordered by self-clocked fair queuing: the service (tokens) each has received, plus the cost of its next
+  sentence; a newcomer starts at the service mark of the last text handed to the model (the queue's virtual
+  time), not at zero, so it cannot starve those before it, and the mark moves on with every call, so neither can
+  a stream of newcomers with shorter texts starve an older request with a longer one. The first request
   chooses the key, then every waiting request with that key contributes one sentence in turn, in that order. A
   large request is thereby split across calls and interleaved with small ones, which ride in the very next call
   instead of waiting behind it. A call holds texts of one size class (at most `SIZE_CLASS_RATIO` times the cost of
@@ -164,6 +166,7 @@ class MicroBatcher:
         self._background_thread: int | None = None
         self._background_resumed = 0.0  # when the background thread last started or stopped waiting
         self._active: list[_Request] = []
+        self._virtual = 0.0  # service mark of the last text handed to the model (fair queuing's clock)
         self._wakeups: dict[str, asyncio.Event] = {}
         self._collectors: list[asyncio.Task] = []
         self._tokens_per_second = 0.0  # moving average of the model's speed, for Retry-After
@@ -310,8 +313,8 @@ class MicroBatcher:
         if len(costs) != len(sentences):
             raise ValueError(f"{len(sentences)} sentences but {len(costs)} costs")
         self.admit(sum(costs))
-        floor = min((r.served for r in self._active), default=0.0)
-        request = _Request(key, list(sentences), costs, asyncio.get_running_loop().create_future(), served=floor)
+        future = asyncio.get_running_loop().create_future()
+        request = _Request(key, list(sentences), costs, future, served=self._virtual)
         request.results = [None] * len(sentences)
         self._active.append(request)
         self.queued_tokens += sum(costs)
@@ -395,6 +398,7 @@ class MicroBatcher:
                 picked.append((r, i))
                 tokens += r.costs[i]
                 r.served += r.costs[i]
+                self._virtual = max(self._virtual, r.served)
                 cursor[r] = i + 1
                 if cursor[r] == len(r.sentences):
                     turn.remove(r)
