@@ -134,23 +134,36 @@ async def loop_lag(end: float, lags: list[float], every: float = 0.005) -> None:
         lags.append((time.perf_counter() - t0 - every) * 1000)
 
 
+async def open_connections(session: aiohttp.ClientSession, n: int) -> None:
+    """Open the client's `n` keep-alive connections before the clock starts, as a client with a connection pool
+    has them (wrk and similar tools likewise leave connecting out of request latency)."""
+
+    async def health() -> None:
+        async with session.get("/health") as r:
+            await r.read()
+
+    await asyncio.gather(*(health() for _ in range(n)))
+
+
 async def run_classes(url: str, pid: int, duration: float, classes: dict[str, tuple[int, Callable]]) -> dict:
     """Run every class of clients at once for `duration` seconds; returns their summaries, the RSS, the CPU
     each side used (a load generator that needs a whole core measures itself, not the server) and the client's
-    own event-loop lag. The client's objects are frozen out of its garbage collector first: its full collections
-    stalled its loop for up to 0.3 s, which it then counted as the server's latency."""
+    own event-loop lag. Every client's connection is open before the clock starts, and the client's objects are
+    frozen out of its garbage collector first: its full collections stalled its loop for up to 0.3 s, which it
+    then counted as the server's latency."""
     gc.collect()
     gc.freeze()
-    started = time.monotonic()
-    end = started + duration
-    recorders = {name: Recorder(started) for name in classes}
     rss: list[float] = []
     lags: list[float] = []
     total = sum(n for n, _ in classes.values())
     processes = {"client": psutil.Process(), "server": psutil.Process(pid)}
-    cpu_before = {side: sum(p.cpu_times()[:2]) for side, p in processes.items()}
     connector = aiohttp.TCPConnector(limit=total + 4)
     async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+        await open_connections(session, total)
+        cpu_before = {side: sum(p.cpu_times()[:2]) for side, p in processes.items()}
+        started = time.monotonic()
+        end = started + duration
+        recorders = {name: Recorder(started) for name in classes}
         jobs = [rss_sampler(pid, end, rss), loop_lag(end, lags)]
         for name, (n, make) in classes.items():
             jobs += [make(session, end, recorders[name]) for _ in range(n)]
