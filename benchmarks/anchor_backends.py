@@ -1,7 +1,7 @@
 """The anchors: sentence-transformers' fastest CPU backends and three single-task models on optimum.
 
 These backends need transformers 4 and optimum, which cannot live beside transformers 5 in mtsent's
-environment, so this script runs under another interpreter (e.g. /work/stbench/bin/python) and never imports
+environment, so this script runs under another interpreter (a second virtual environment) and never imports
 mtsent. Models are built offline from the backbone directory with the libraries' own export helpers, once, into
 `--cache` (reused when present):
 
