@@ -407,7 +407,7 @@ def anchor_session(
 ) -> AnchorProcess | nullcontext[None]:
     """The anchors of one kind ("encode" or "tasks") in a child process, or none (with a line saying so)."""
     if python is None:
-        print("anchors skipped: pass --anchor-python (e.g. /work/stbench/bin/python) to time ONNX/OpenVINO alongside")
+        print("anchors skipped: pass --anchor-python to time ONNX/OpenVINO alongside")
         return nullcontext()
     keys = [key for key, anchor in ANCHORS.items() if anchor.kind == kind]
     return AnchorProcess(python, keys, texts, threads, backbone, cache)

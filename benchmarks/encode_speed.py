@@ -2,7 +2,7 @@
 its ONNX, ONNX O3, ONNX int8 and OpenVINO backends) vs mtsent's precisions, same model.
 
 Run: `python benchmarks/encode_speed.py` (writes docs/results/encode_speed.json); add
-`--anchor-python /work/stbench/bin/python --anchor-cache DIR` for the backends that need transformers 4 and
+`--anchor-python ANCHOR_VENV/bin/python --anchor-cache DIR` for the backends that need transformers 4 and
 optimum (anchor_backends.py, a child process whose models are exported and loaded before any timing). Every
 contender is warmed up, then timed round-robin (so machine noise hits all alike) and the median of the
 repetitions is reported as sentences/s, tokens/s and the fraction of the bf16 matmul peak measured in the same

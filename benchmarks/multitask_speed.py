@@ -4,7 +4,7 @@ Run: `python benchmarks/multitask_speed.py` (writes docs/results/multitask_speed
 labels), topic (4) and NER (9 BIO tags); heads are untrained (speed only). The Hugging Face side is typical usage:
 `AutoModelForSequenceClassification` x2 and `AutoModelForTokenClassification` built from the same backbone
 directory, the tokenizer padding each batch of `--batch-size` texts in input order, fp32 (and, for reference,
-under bf16 autocast); with `--anchor-python /work/stbench/bin/python --anchor-cache DIR`, also the same three
+under bf16 autocast); with `--anchor-python ANCHOR_VENV/bin/python --anchor-cache DIR`, also the same three
 models exported to OpenVINO (optimum-intel) and ONNX Runtime (optimum), timed in a child process whose models are
 exported and loaded before any timing (anchor_backends.py). Contenders are warmed up and timed round-robin;
 medians of the repetitions, as texts/s, tokens/s and the fraction of the bf16 matmul peak measured in the same run
