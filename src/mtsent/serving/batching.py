@@ -375,7 +375,7 @@ class MicroBatcher:
         if not self.enabled:
             first = min(waiting, key=lambda r: r.arrival)
             return self._take([(first, i) for i in range(first.next, len(first.sentences))])
-        # weighted fair queuing: the request whose next text would finish first (least service plus that text's
+        # self-clocked fair queuing: the request whose next text would finish first (least service plus that text's
         # cost) goes first, so short requests pass long ones at equal service and ride in every call
         by_finish = sorted(waiting, key=lambda r: (r.served + r.costs[r.next], r.arrival))
         turn = [r for r in by_finish if r.key == by_finish[0].key]
