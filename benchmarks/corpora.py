@@ -29,3 +29,10 @@ def read_sst2(path: Path = DATA / "sst2" / "dev.tsv") -> list[str]:
 def read_agnews(path: Path = DATA / "agnews" / "train.tsv") -> list[str]:
     """AG News article texts (TSV without header: `text<TAB>label`)."""
     return [line.split("\t")[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def calibration_texts() -> list[str]:
+    """512 training texts, none of them timed or scored: int8 calibration of the packaged encoder (256 SST-2 train
+    phrases, the last 128 AG News train articles, both sentences of the first 64 STS-B train pairs)."""
+    first, second, _ = read_stsb(DATA / "stsb" / "train.tsv")
+    return read_sst2(DATA / "sst2" / "train.tsv")[:256] + read_agnews()[-128:] + first[:64] + second[:64]

@@ -7,7 +7,8 @@ optimum (anchor_backends.py, a child process whose models are exported and loade
 contender is warmed up, then timed round-robin (so machine noise hits all alike) and the median of the
 repetitions is reported as sentences/s, tokens/s and the fraction of the bf16 matmul peak measured in the same
 run (throughput.py says how). Quality is measured on the STS-B dev sentences: cosine to mtsent's fp32
-embeddings and the STS-B dev Spearman.
+embeddings and the STS-B dev Spearman. `int8 (calibrated)` is smoothed int8 (mtsent.quantization), calibrated
+on 512 training texts (corpora.calibration_texts).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from anchor_backends import ANCHORS, AnchorProcess, anchor_session
-from corpora import read_agnews, read_sst2, read_stsb
+from corpora import calibration_texts, read_agnews, read_sst2, read_stsb
 from records import RESULTS, machine, write_report
 from similarity import row_cosine, sts_spearman
 from throughput import FLOPS_FORMULA, Batcher, by_characters, corpus_load, matmul_peaks, rates
@@ -58,7 +59,7 @@ def local(encode: Encode, texts: dict[str, list[str]], max_length: int, batches:
     return Contender(timed, lambda corpus: encode(texts[corpus]), max_length, batches)
 
 
-def contenders(texts: dict[str, list[str]], ours: SentenceEncoder) -> dict[str, Contender]:
+def contenders(texts: dict[str, list[str]], ours: SentenceEncoder, calibrated: SentenceEncoder) -> dict[str, Contender]:
     """Name -> contender embedding sentences into normalised float32 vectors, in this interpreter."""
     from sentence_transformers import SentenceTransformer
 
@@ -74,11 +75,11 @@ def contenders(texts: dict[str, list[str]], ours: SentenceEncoder) -> dict[str, 
 
         return local(encode, texts, model.max_seq_length, by_characters(32))  # encode's default batch_size
 
-    def mtsent(precision: str) -> Contender:
+    def mtsent(precision: str, encoder: SentenceEncoder = ours) -> Contender:
         def budget(_: object, lengths: list[int]) -> list[list[int]]:
             return token_budget_batches(lengths, DEFAULT_MAX_TOKENS)
 
-        return local(lambda s: ours.encode(s, precision=precision), texts, ours.max_length, budget)
+        return local(lambda s: encoder.encode(s, precision=precision), texts, encoder.max_length, budget)
 
     return {
         "sentence-transformers fp32": st(st32),
@@ -86,6 +87,7 @@ def contenders(texts: dict[str, list[str]], ours: SentenceEncoder) -> dict[str, 
         "mtsent fp32": mtsent("fp32"),
         "mtsent auto (= bf16 here)": mtsent("auto"),
         "mtsent int8": mtsent("int8"),
+        "mtsent int8 (calibrated)": mtsent("int8", calibrated),
     }
 
 
@@ -126,7 +128,9 @@ def main() -> None:
     session = anchor_session(args.anchor_python, "encode", texts, threads, default_backbone_path(), args.anchor_cache)
     with session as anchors:
         ours = SentenceEncoder(device="cpu")  # also the tokenizer and config every contender shares
-        runs = contenders(texts, ours) | anchor_contenders(anchors)
+        calibrated = SentenceEncoder(device="cpu")
+        calibrated.calibrate_int8(calibration_texts())
+        runs = contenders(texts, ours, calibrated) | anchor_contenders(anchors)
         peaks = matmul_peaks(args.peak_size)
         times: dict[str, dict[str, list[float]]] = {name: {c: [] for c in CORPORA} for name in runs}
         for corpus in CORPORA:

@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
         "mtsent.adapters",
         "mtsent.heads",
         "mtsent.precision",
+        "mtsent.quantization",
         "mtsent.checkpoint",
         "mtsent.model_card",
         "mtsent.st_format",

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from mtsent.config import DEFAULT_BACKBONE, DEFAULT_MODEL, ModelConfig
 from mtsent.model_card import write_model_card
+from mtsent.quantization import save_calibration
 
 __all__ = [
     "CONFIG_NAME",
@@ -90,9 +91,11 @@ def write_model_dir(
     config: ModelConfig,
     state_dict: dict[str, torch.Tensor],
     save_tokenizer: Callable[[Path], object],
+    int8_calibration: dict[str, torch.Tensor] | None = None,
     write_extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write a model directory atomically; `write_extra(tmp_dir)` adds files that must appear with it."""
+    """Write a model directory atomically, with the int8 calibration statistics when there are some;
+    `write_extra(tmp_dir)` adds files that must appear with it."""
     from mtsent import __version__
 
     payload = config.model_dump(mode="json")
@@ -103,6 +106,8 @@ def write_model_dir(
         (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
         save_tokenizer(tmp)
+        if int8_calibration:
+            save_calibration(tmp, int8_calibration)
         if write_extra is not None:
             write_extra(tmp)
         # the model card is rendered from what is now in the directory (and its run's records)

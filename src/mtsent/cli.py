@@ -601,6 +601,24 @@ def compress(
         err_console.print(f"wrote {out}: {after / 1e6:.2f} MB (was {before / 1e6:.2f} MB)")
 
 
+@app.command()
+def calibrate(
+    model_dir: Path = typer.Argument(..., help="An mtsent model directory."),
+    file: Path = typer.Argument(..., help="Text like the model will read, one per line ('-' for stdin)."),
+    limit: int = typer.Option(512, "--limit", min=1, help="Read at most this many lines (the first ones)."),
+) -> None:
+    """Measure the activation statistics that smooth the model's int8 mode (`--precision int8`) and save them
+    with it (docs/speed.md). Training does this by itself; use it for models trained or changed elsewhere."""
+    with user_errors():
+        from mtsent.encoder import calibrate_directory
+
+        texts = read_text_lines(file)[:limit]
+        if not texts:
+            raise ValueError(f"{file} holds no text (it is empty or only blank lines)")
+        written = calibrate_directory(model_dir, texts)
+        err_console.print(f"wrote {written} ({len(texts)} texts)")
+
+
 def parse_label_map(text: str) -> dict[str, str]:
     """`--label-map 0=negative,1=positive` as a dict; a malformed or repeated pair is named."""
     mapping: dict[str, str] = {}

@@ -33,7 +33,8 @@ from mtsent.checkpoint import default_backbone_path, load_weights, locate_model,
 from mtsent.config import DEFAULT_BACKBONE, AdapterConfig, EncoderConfig, ModelConfig, PoolingMode
 from mtsent.inputs import check_sentences, one_or_many
 from mtsent.pooling import Pooling
-from mtsent.precision import batch_invariant_rows, eval_mode, inference_copy, precision_context
+from mtsent.precision import batch_invariant_rows, eval_mode, inference_copy, precision_context, resolve_precision
+from mtsent.quantization import load_calibration, save_calibration
 from mtsent.spans import split_words
 from mtsent.st_format import read_st_settings
 
@@ -42,6 +43,7 @@ __all__ = [
     "LongTexts",
     "SentenceEncoder",
     "TokenEmbeddings",
+    "calibrate_directory",
     "default_backbone_path",
     "load_backbone",
 ]
@@ -176,6 +178,8 @@ class SentenceEncoder(nn.Module):
         self.config = config
         self.backbone = backbone
         self.tokenizer = tokenizer
+        # per-channel input maxima of the backbone's Linear layers, for int8 (`calibrate_int8`, mtsent.quantization)
+        self.int8_calibration: dict[str, Tensor] | None = None
         hidden = int(backbone.config.hidden_size)
         self.pooling = Pooling(hidden, config.pooling)
         self.projection: nn.Module | None = None
@@ -256,6 +260,10 @@ class SentenceEncoder(nn.Module):
             pooled = padded_rows(self.projection, pooled)
         sentence = nn.functional.normalize(pooled.float(), p=2, dim=-1) if self.config.normalize else pooled
         return EncoderOutput(token_embeddings=tokens, pooled=pooled, sentence_embedding=sentence)
+
+    def resolve_precision(self, precision: str) -> str:
+        """The precision a call with `precision` runs here (`auto` resolved for this hardware and model)."""
+        return resolve_precision(precision, self.device, calibrated=self.int8_calibration is not None)
 
     # ---------------------------------------------------------------- batching helpers
     def tokenize(self, sentences: Sequence[str], **kwargs) -> dict:
@@ -349,6 +357,7 @@ class SentenceEncoder(nn.Module):
         padded to a width of its own, see `batching.invariant_width`), at the cost of some padding.
         """
         sentences = check_sentences(sentences)
+        precision = self.resolve_precision(precision)
         inputs, owner = self._inputs(sentences, long_texts)
         lengths = [len(ids) for ids in inputs["input_ids"]]
         sums = torch.zeros(len(sentences), self.dim, dtype=torch.float32)
@@ -377,6 +386,7 @@ class SentenceEncoder(nn.Module):
         truncated.
         """
         sentences = check_sentences(sentences)
+        precision = self.resolve_precision(precision)
         features = self.tokenize(sentences, return_offsets_mapping=True, return_special_tokens_mask=True)
         lengths = [len(ids) for ids in features["input_ids"]]
         results: list[TokenEmbeddings | None] = [None] * len(sentences)
@@ -455,6 +465,15 @@ class SentenceEncoder(nn.Module):
         self.attach_adapter(config)
         set_to_difference(self.backbone, tuned, base)
 
+    def calibrate_int8(self, sentences: Sequence[str], batch_size: int = 64) -> None:
+        """Measure the activation statistics that smooth int8 inference (`precision="int8"`) on a few hundred
+        sentences like the ones the model will read; they are saved with the model. See mtsent.quantization."""
+        from mtsent.quantization import activation_maxima
+
+        if self.config.adapter is not None:
+            raise ValueError("merge the adapter first (merge_adapter): int8 runs, and calibrates, merged layers")
+        self.int8_calibration = activation_maxima(self, check_sentences(sentences), batch_size)
+
     def frozen_base_keys(self) -> set[str]:
         """State-dict keys that an adapter leaves as the pre-trained backbone's: not saved, read from it at load."""
         from mtsent.adapters import is_adapter_parameter
@@ -478,7 +497,7 @@ class SentenceEncoder(nn.Module):
         """Save as an mtsent model directory with no task heads (loadable by both model classes)."""
         config = ModelConfig(encoder=self.config, backbone_config=self.backbone.config.to_dict())
         state = {ENCODER_PREFIX + k: v for k, v in self.checkpoint_tensors(self.state_dict()).items()}
-        return write_model_dir(path, config, state, self.tokenizer.save_pretrained)
+        return write_model_dir(path, config, state, self.tokenizer.save_pretrained, self.int8_calibration)
 
     @classmethod
     def from_pretrained(
@@ -494,6 +513,7 @@ class SentenceEncoder(nn.Module):
         encoder = cls.from_config(config, where, device="cpu")
         state = {k[len(ENCODER_PREFIX) :]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
         encoder = load_weights(encoder, state, where, device, from_base=encoder.frozen_base_keys())
+        encoder.int8_calibration = load_calibration(where)
         if merge_adapter:
             encoder.merge_adapter()
         return encoder
@@ -501,3 +521,14 @@ class SentenceEncoder(nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         return f"backbone={c.backbone!r}, pooling={c.pooling!r}, dim={self.dim}, normalize={c.normalize}"
+
+
+def calibrate_directory(model_dir: str | Path, sentences: Sequence[str], batch_size: int = 64) -> Path:
+    """Measure a saved mtsent model's calibration statistics on `sentences` and add them to its directory (the
+    weights are read merged, as int8 inference will run them)."""
+    kind, where = locate_model(model_dir)
+    if kind != "mtsent":
+        raise ValueError(f"{model_dir} is not an mtsent model directory; calibration is saved with mtsent models")
+    encoder = SentenceEncoder.from_pretrained(where, device="cpu")
+    encoder.calibrate_int8(sentences, batch_size)
+    return save_calibration(where, encoder.int8_calibration)

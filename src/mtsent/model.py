@@ -25,6 +25,7 @@ from mtsent.config import DEFAULT_MODEL, HeadConfig, ModelConfig
 from mtsent.encoder import ENCODER_PREFIX, LongTexts, SentenceEncoder
 from mtsent.inputs import check_sentences, one_or_many
 from mtsent.precision import eval_mode, inference_copy, precision_context
+from mtsent.quantization import load_calibration
 from mtsent.spans import split_words
 from mtsent.tasks import SentencePrediction, TaskType, TokenPrediction, WindowOutput, get_task_type
 
@@ -182,6 +183,7 @@ class MultiTaskModel(nn.Module):
             raise ValueError(f"tasks {pairs} answer pairs of texts, not single texts: use similarity(texts_a, texts_b)")
         if long_texts not in (None, "truncate", "mean"):
             raise ValueError(f"long_texts must be 'truncate' or 'mean', got {long_texts!r}")
+        precision = self.encoder.resolve_precision(precision)
         words = [split_words(t) for t in texts]
         windows = text_windows(self.encoder.tokenizer, [[w.text for w in ws] for ws in words], self.encoder.max_length)
         outputs: list[dict[str, list[WindowOutput]]] = [{n: [] for n in names} for _ in texts]
@@ -244,7 +246,9 @@ class MultiTaskModel(nn.Module):
     def save_pretrained(self, path: str | Path, write_extra: Callable[[Path], None] | None = None) -> Path:
         """Write config.json, model.safetensors and the tokenizer files (and `write_extra`'s), atomically."""
         state = self.encoder.checkpoint_tensors(self.state_dict(), prefix=ENCODER_PREFIX)
-        return write_model_dir(path, self.config, state, self.encoder.tokenizer.save_pretrained, write_extra)
+        return write_model_dir(
+            path, self.config, state, self.encoder.tokenizer.save_pretrained, self.encoder.int8_calibration, write_extra
+        )
 
     @classmethod
     def from_pretrained(
@@ -264,6 +268,7 @@ class MultiTaskModel(nn.Module):
         model = cls(SentenceEncoder.from_config(config, where, device="cpu"), config.tasks)
         frozen = {ENCODER_PREFIX + k for k in model.encoder.frozen_base_keys()}
         model = load_weights(model, tensors, where, device, from_base=frozen)
+        model.encoder.int8_calibration = load_calibration(where)
         if merge_adapter:
             model.encoder.merge_adapter()
         return model

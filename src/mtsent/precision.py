@@ -6,9 +6,10 @@ Precisions (one option everywhere: `precision=` in `encode`/`predict`, `--precis
   summation order), so `batch_invariant=True` (what the service uses) pads each text to a width of its own.
 - `bf16`: bfloat16 weights (a cached copy) under autocast; matrix products run on AMX (recent Intel Xeon) or
   tensor cores (GPU).
-- `int8`: dynamic int8 quantisation of most Linear layers (CPU only); for CPUs without bf16 units.
+- `int8`: dynamic int8 quantisation of most Linear layers (CPU only), smoothed with the model's calibration
+  statistics when it has them (`mtsent.quantization`); for CPUs without bf16 units.
 - `auto` (the default in the library and the CLI; the service defaults to `fp32`): `bf16` where the hardware
-  has bf16 matrix units, else `fp32`.
+  has bf16 matrix units; else `int8` for a calibrated model on a CPU with VNNI int8 units; else `fp32`.
 
 See docs/speed.md for measurements and how to choose.
 """
@@ -16,7 +17,6 @@ See docs/speed.md for measurements and how to choose.
 from __future__ import annotations
 
 import copy
-import warnings
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -31,6 +31,7 @@ __all__ = [
     "drop_inference_copies",
     "eval_mode",
     "fast_bf16",
+    "fast_int8",
     "inference_copy",
     "precision_context",
     "resolve_precision",
@@ -51,12 +52,27 @@ def fast_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and _cpu_has_bf16_units()
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The concrete precision for a requested one: `auto` picks bf16 only where the hardware makes it fast."""
+@cache
+def _cpu_has_int8_dot_products() -> bool:
+    return bool(torch.cpu._is_vnni_supported()) and torch.backends.quantized.engine in ("x86", "fbgemm")
+
+
+def fast_int8(device: torch.device) -> bool:
+    """Whether dynamic int8 Linear layers are fast here: a CPU with VNNI int8 dot products (AVX512-VNNI or
+    AVX-VNNI) under torch's x86/fbgemm quantized engine."""
+    return device.type == "cpu" and _cpu_has_int8_dot_products()
+
+
+def resolve_precision(precision: str, device: torch.device, calibrated: bool = False) -> str:
+    """The concrete precision for a requested one. `auto`: bf16 where the hardware makes it fast; else int8 for a
+    model that carries int8 calibration (`calibrated`) on a CPU with fast int8 (smoothed int8 keeps a trained
+    model's metrics within 0.3 and runs ~1.5x fp32 there, docs/speed.md); else fp32."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "auto":
-        return "bf16" if fast_bf16(device) else "fp32"
+        if fast_bf16(device):
+            return "bf16"
+        return "int8" if calibrated and fast_int8(device) else "fp32"
     if precision == "int8" and device.type != "cpu":
         raise ValueError("precision 'int8' (dynamic quantisation) runs on CPU only; use bf16 on a GPU")
     return precision
@@ -96,14 +112,20 @@ def _weights_key(module: nn.Module) -> tuple:
     return tuple(key)
 
 
+def _copy_key(module: nn.Module, precision: str) -> tuple:
+    """What a converted copy depends on: the weights, and for int8 also the calibration statistics it smooths with."""
+    key = (precision, _weights_key(module))
+    if precision == "int8":
+        key += tuple(id(getattr(sub, "int8_calibration", None)) for sub in module.modules())
+    return key
+
+
 def _converted(module: nn.Module, precision: str) -> nn.Module:
     """A copy of the module with weights stored for `precision`; tokenizers and configs are shared, not copied.
 
     bf16: every weight in bfloat16, run under autocast (which keeps the float32 pooling and heads working); this
-    saves autocast's cast of each weight on every call. int8: dynamic quantisation of the Linear layers that do
-    not shrink their input; the down-projections (FFN output, classifier heads) stay float because their inputs
-    carry outlier activations that a per-tensor int8 scale flattens (quantising them too cost ~1 point of STS-B
-    Spearman and cosines down to 0.79 with all-MiniLM-L6-v2; see docs/speed.md).
+    saves autocast's cast of each weight on every call. int8: `quantization.quantize_int8` (dynamic int8,
+    smoothed where the model carries calibration statistics).
     """
     shared = {
         id(value): value
@@ -114,32 +136,24 @@ def _converted(module: nn.Module, precision: str) -> nn.Module:
     clone = copy.deepcopy(module, memo=shared)
     if precision == "bf16":
         return clone.to(torch.bfloat16).eval()
-    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+    from mtsent.quantization import quantize_int8
 
-    spec = {
-        name: default_dynamic_qconfig
-        for name, layer in clone.named_modules()
-        if isinstance(layer, nn.Linear) and layer.in_features <= layer.out_features
-    }
-    with warnings.catch_warnings():
-        # torch.ao eager quantisation is deprecated in favour of torchao (not a dependency here); it still works
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(clone, spec, dtype=torch.qint8).eval()
+    return quantize_int8(clone)
 
 
 def inference_copy(module: nn.Module, precision: str) -> nn.Module:
     """The module that runs a precision: itself for fp32, a cached converted copy for bf16 and int8.
 
-    The copy is rebuilt when the weights change (training, loading, moving), and it is kept outside the module
-    (no new sub-module), so `state_dict` and the saved checkpoint format are unchanged. Run it inside
-    `precision_context`. Weight changes are detected by tensor version counters, which fused optimizers
-    (`torch.optim.AdamW(fused=True)`) do not bump: a loop that steps one must call `drop_inference_copies`
-    before inference, as mtsent's Trainer does before each evaluation.
+    The copy is rebuilt when the weights change (training, loading, moving) or, for int8, the calibration
+    statistics do, and it is kept outside the module (no new sub-module), so `state_dict` and the saved
+    checkpoint format are unchanged. Run it inside `precision_context`. Weight changes are detected by tensor
+    version counters, which fused optimizers (`torch.optim.AdamW(fused=True)`) do not bump: a loop that steps
+    one must call `drop_inference_copies` before inference, as mtsent's Trainer does before each evaluation.
     """
     precision = resolve_precision(precision, next(module.parameters()).device)
     if precision == "fp32":
         return module
-    key = (precision, _weights_key(module))
+    key = _copy_key(module, precision)
     cached = _COPIES.get(module, {}).get(precision)
     if cached is None or cached[0] != key:
         cached = (key, _converted(module, precision))
@@ -148,7 +162,7 @@ def inference_copy(module: nn.Module, precision: str) -> nn.Module:
         clone_children = dict(cached[1].named_children())
         for name, child in module.named_children():
             if any(True for _ in child.parameters()) and name in clone_children:
-                _COPIES.setdefault(child, {})[precision] = ((precision, _weights_key(child)), clone_children[name])
+                _COPIES.setdefault(child, {})[precision] = (_copy_key(child, precision), clone_children[name])
     return cached[1]
 
 

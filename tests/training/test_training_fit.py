@@ -16,7 +16,9 @@ from safetensors.torch import load_file
 from sklearn.utils.class_weight import compute_class_weight
 
 from mtsent.model import MultiTaskModel
+from mtsent.quantization import activation_maxima
 from mtsent.training.config import TrainConfig
+from mtsent.training.trainer import calibration_texts
 
 
 def _records(run_dir, kind: str | None = None) -> list[dict]:
@@ -105,12 +107,17 @@ def test_run_directory_contents(make_config, train, tiny_data):
                 assert scalars[(r["step"], r["kind"], r["task"], k)] == pytest.approx(v)
 
     # best/ and last/ are complete, loadable models; best carries its metrics, last the trainer state
+    texts = calibration_texts({n: t.splits.train for n, t in trainer.tasks.items()}, 512, seed=3)
     best_step = json.loads((run / "best" / "metrics.json").read_text(encoding="utf-8"))["step"]
     assert best_step == summary["best"]["step"]
     assert {"trainer_state.json", "trainer_state.safetensors"} <= {p.name for p in (run / "last").iterdir()}
     for name in ("best", "last"):
         model = MultiTaskModel.from_pretrained(run / name, device="cpu")
         assert set(model.tasks) == {"sentiment", "topic", "ner"}
+        # int8 calibration, measured on the checkpoint's own weights
+        expected, saved = activation_maxima(model.encoder, texts), model.encoder.int8_calibration
+        assert saved.keys() == expected.keys()
+        assert all(torch.allclose(saved[k], expected[k], rtol=1e-4, atol=1e-6) for k in saved), name
         out = model.predict(["good great film", "Anna Smith visited Paris ."])
         assert out[0]["sentiment"].label in ("positive", "negative")
         assert len(out[1]["ner"].tags) == 5
@@ -118,6 +125,26 @@ def test_run_directory_contents(make_config, train, tiny_data):
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(last[key], value.cpu()), key
     assert "trainable parameters" in log and "run directory" in log
+    assert f"int8 calibration: {len(texts)} training texts, best and last" in log
+
+
+def test_calibration_texts_come_evenly_from_every_task() -> None:
+    from mtsent.data import PairExample, SentenceExample, TokenExample
+
+    train = {
+        "a": [SentenceExample(f"a{i}", "x") for i in range(100)],
+        "b": [TokenExample(["b", str(i)], ["O", "O"]) for i in range(3)],
+        "c": [PairExample(f"c{i}", f"d{i}", 1.0) for i in range(100)],
+    }
+    texts = calibration_texts(train, 30, seed=1)
+    assert len(texts) == 30 and len(set(texts)) == 30
+    assert sum(t.startswith("a") for t in texts) == 10 and sum(t.startswith("b ") for t in texts) == 3
+    assert calibration_texts(train, 30, seed=1) == texts != calibration_texts(train, 30, seed=2)
+
+
+def test_no_calibration_when_switched_off(make_config, train):
+    trainer, _, log = train(make_config(tasks=("sentiment",), output={"plots": False, "int8_calibration": 0}))
+    assert not any(trainer.run_dir.glob("*/int8_calibration.safetensors")) and "int8 calibration" not in log
 
 
 def test_same_seed_same_run(make_config, train, tmp_path, weights_of):

@@ -41,3 +41,12 @@ class TokenExample:
         object.__setattr__(self, "tags", tuple(self.tags))
         if len(self.tokens) != len(self.tags):
             raise ValueError(f"{self.source or 'TokenExample'}: {len(self.tokens)} tokens but {len(self.tags)} tags")
+
+
+def example_texts(example: SentenceExample | PairExample | TokenExample) -> list[str]:
+    """The running text an example gives the encoder: a sentence, both of a pair, or the tokens joined by spaces."""
+    if isinstance(example, TokenExample):
+        return [" ".join(example.tokens)]
+    if isinstance(example, PairExample):
+        return [example.text, example.text_pair]
+    return [example.text]

@@ -149,6 +149,9 @@ class OutputConfig(_Strict):
     save_best: bool = True
     save_last: bool = True
     plots: bool = True
+    int8_calibration: int = Field(
+        512, ge=0, description="training sentences whose activations calibrate the saved models' int8 mode (0 = none)"
+    )
 
 
 class TrainConfig(_Strict):

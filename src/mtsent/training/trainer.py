@@ -15,6 +15,7 @@ import platform
 import random
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mtsent.batching import bucketed_batches, random_batches
+from mtsent.checkpoint import CONFIG_NAME
 from mtsent.config import HeadConfig, ModelConfig
 from mtsent.data import (
     MultiTaskSampler,
@@ -35,6 +37,8 @@ from mtsent.data import (
     resolve_data_dir,
     steps_per_epoch,
 )
+from mtsent.data.examples import example_texts
+from mtsent.encoder import calibrate_directory
 from mtsent.model import MultiTaskModel
 from mtsent.precision import drop_inference_copies
 from mtsent.training.config import TrainConfig, load_config
@@ -48,7 +52,14 @@ from mtsent.training.report import MetricsLog, eval_table, plot_run
 from mtsent.training.state import load_training_state, save_training_state, saved_step
 from mtsent.training.teachers import gold_weight, teacher_cache
 
-__all__ = ["TaskStream", "TrainState", "Trainer", "TrainingInterrupted"]
+__all__ = [
+    "TaskStream",
+    "TrainState",
+    "Trainer",
+    "TrainingInterrupted",
+    "calibration_texts",
+    "training_calibration_texts",
+]
 
 
 class TaskStream:
@@ -160,6 +171,26 @@ class TrainingInterrupted(KeyboardInterrupt):
             else "no checkpoint was saved yet"
         )
         super().__init__(f"training interrupted at step {step}; {where}")
+
+
+def calibration_texts(train: dict[str, Sequence[Any]], count: int, seed: int) -> list[str]:
+    """`count` training texts drawn evenly across tasks (seeded): each task's kind of text shapes the statistics."""
+    rng = random.Random(seed)
+    share = math.ceil(count / len(train))
+    texts = [
+        text
+        for examples in train.values()
+        for example in rng.sample(list(examples), min(share, len(examples)))
+        for text in example_texts(example)
+    ]
+    return texts[:count]
+
+
+def training_calibration_texts(config: TrainConfig, data_dir: Path | None = None) -> list[str]:
+    """The int8 calibration texts a run of `config` measures at its end (read from its training data): to
+    calibrate a model of that run made before training did it (`model.encoder.calibrate_int8(texts)`)."""
+    train = {n: load_task_data(n, t.type, t.data, data_dir).train for n, t in config.tasks.items()}
+    return calibration_texts(train, config.output.int8_calibration or 512, config.training.seed)
 
 
 class Trainer:
@@ -533,6 +564,8 @@ class Trainer:
     def _finish(self, state: TrainState, total_seconds: float) -> dict:
         """The summary of the run; the main process also writes summary.json and the plots."""
         self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            self._calibrate_checkpoints()
         summary = self._summary(state, total_seconds)
         if self.accelerator.is_main_process:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -540,6 +573,22 @@ class Trainer:
                 plot_run(self.run_dir, self.log.records, state.best_results)
             self.out.print(f"run directory: {self.run_dir} (best checkpoint: {self.run_dir / 'best'})")
         return summary
+
+    def _calibrate_checkpoints(self) -> None:
+        """Give `best` and `last` the statistics that smooth their int8 mode (mtsent.quantization), measured once
+        at the end of the run on each checkpoint's saved weights and `output.int8_calibration` training texts."""
+        count = self.config.output.int8_calibration
+        saved = [d for d in (self.run_dir / "best", self.run_dir / "last") if (d / CONFIG_NAME).is_file()]
+        if count == 0 or not saved:
+            return
+        started = time.perf_counter()
+        texts = calibration_texts({n: t.splits.train for n, t in self.tasks.items()}, count, self.config.training.seed)
+        for directory in saved:
+            calibrate_directory(directory, texts, batch_size=self.config.evaluation.batch_size)
+        self.out.print(
+            f"int8 calibration: {len(texts)} training texts, {' and '.join(d.name for d in saved)} "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
 
     def _data_dir(self) -> Path | None:
         return Path(self.config.data_dir).expanduser() if self.config.data_dir else None
