@@ -54,6 +54,18 @@ def test_entities_sentiment_and_topic_of_plain_sentences(shipped):
     assert ("Microsoft", "ORG") in {(e.text, e.type) for e in out[4]["ner"].entities}
 
 
+def test_int8_runs_smoothed_by_the_shipped_calibration_and_answers_alike(shipped):
+    from mtsent.precision import inference_copy
+    from mtsent.quantization import SmoothedLinear
+
+    assert shipped.encoder.int8_calibration is not None
+    assert any(isinstance(m, SmoothedLinear) for m in inference_copy(shipped, "int8").modules())
+    texts = ["Tim Cook visited Berlin on Monday.", "The movie was a dull, boring waste of two hours."]
+    fp32, int8 = shipped.predict(texts, precision="fp32"), shipped.predict(texts, precision="int8")
+    assert [o["ner"].tags for o in int8] == [o["ner"].tags for o in fp32]
+    assert [o["sentiment"].label for o in int8] == [o["sentiment"].label for o in fp32]
+
+
 def test_similar_sentences_are_closer_than_unrelated_ones(shipped):
     scores = shipped.similarity(
         ["A man is playing a guitar.", "A man is playing a guitar.", "A woman is slicing an onion."],

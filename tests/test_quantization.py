@@ -1,5 +1,5 @@
-"""Smoothed int8: the smoothing's effect on quantisation error, calibration statistics, where they are kept, and
-when `auto` picks int8."""
+"""Smoothed int8: the smoothing's effect on quantisation error, the calibration statistics and where they are
+kept."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-import mtsent.precision as precision_module
 from mtsent.cli import app
 from mtsent.encoder import calibrate_directory
-from mtsent.precision import drop_inference_copies, inference_copy, resolve_precision
+from mtsent.precision import drop_inference_copies, inference_copy
 from mtsent.quantization import (
     CALIBRATION_NAME,
     SmoothedLinear,
@@ -157,29 +156,3 @@ def test_calibration_refuses_an_unmerged_adapter(tiny_model_dir) -> None:
     encoder.attach_adapter(AdapterConfig(r=4))
     with pytest.raises(ValueError, match="merge the adapter first"):
         encoder.calibrate_int8(SENTENCES)
-
-
-@pytest.mark.parametrize(
-    ("bf16_units", "int8_units", "calibrated", "expected"),
-    [
-        (True, True, True, "bf16"),
-        (False, True, True, "int8"),
-        (False, True, False, "fp32"),
-        (False, False, True, "fp32"),
-    ],
-)
-def test_auto_picks_int8_only_for_a_calibrated_model_on_int8_hardware_without_bf16(
-    monkeypatch, bf16_units, int8_units, calibrated, expected
-) -> None:
-    monkeypatch.setattr(precision_module, "_cpu_has_bf16_units", lambda: bf16_units)
-    monkeypatch.setattr(precision_module, "_cpu_has_int8_dot_products", lambda: int8_units)
-    assert resolve_precision("auto", torch.device("cpu"), calibrated=calibrated) == expected
-    assert resolve_precision("fp32", torch.device("cpu"), calibrated=calibrated) == "fp32"
-
-
-def test_encode_resolves_auto_with_the_encoder_s_calibration(encoder, monkeypatch) -> None:
-    monkeypatch.setattr(precision_module, "_cpu_has_bf16_units", lambda: False)
-    monkeypatch.setattr(precision_module, "_cpu_has_int8_dot_products", lambda: True)
-    assert encoder.resolve_precision("auto") == "fp32"
-    monkeypatch.setattr(encoder, "int8_calibration", {"x": torch.ones(1)})
-    assert encoder.resolve_precision("auto") == "int8"

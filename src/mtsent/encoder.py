@@ -33,7 +33,7 @@ from mtsent.checkpoint import default_backbone_path, load_weights, locate_model,
 from mtsent.config import DEFAULT_BACKBONE, AdapterConfig, EncoderConfig, ModelConfig, PoolingMode
 from mtsent.inputs import check_sentences, one_or_many
 from mtsent.pooling import Pooling
-from mtsent.precision import batch_invariant_rows, eval_mode, inference_copy, precision_context, resolve_precision
+from mtsent.precision import batch_invariant_rows, eval_mode, inference_copy, precision_context
 from mtsent.quantization import load_calibration, save_calibration
 from mtsent.spans import split_words
 from mtsent.st_format import read_st_settings
@@ -261,10 +261,6 @@ class SentenceEncoder(nn.Module):
         sentence = nn.functional.normalize(pooled.float(), p=2, dim=-1) if self.config.normalize else pooled
         return EncoderOutput(token_embeddings=tokens, pooled=pooled, sentence_embedding=sentence)
 
-    def resolve_precision(self, precision: str) -> str:
-        """The precision a call with `precision` runs here (`auto` resolved for this hardware and model)."""
-        return resolve_precision(precision, self.device, calibrated=self.int8_calibration is not None)
-
     # ---------------------------------------------------------------- batching helpers
     def tokenize(self, sentences: Sequence[str], **kwargs) -> dict:
         """Tokenise without padding, truncating to the encoder's maximum length (thread-safe, see `TOKENIZING`)."""
@@ -357,7 +353,6 @@ class SentenceEncoder(nn.Module):
         padded to a width of its own, see `batching.invariant_width`), at the cost of some padding.
         """
         sentences = check_sentences(sentences)
-        precision = self.resolve_precision(precision)
         inputs, owner = self._inputs(sentences, long_texts)
         lengths = [len(ids) for ids in inputs["input_ids"]]
         sums = torch.zeros(len(sentences), self.dim, dtype=torch.float32)
@@ -386,7 +381,6 @@ class SentenceEncoder(nn.Module):
         truncated.
         """
         sentences = check_sentences(sentences)
-        precision = self.resolve_precision(precision)
         features = self.tokenize(sentences, return_offsets_mapping=True, return_special_tokens_mask=True)
         lengths = [len(ids) for ids in features["input_ids"]]
         results: list[TokenEmbeddings | None] = [None] * len(sentences)

@@ -183,7 +183,6 @@ class MultiTaskModel(nn.Module):
             raise ValueError(f"tasks {pairs} answer pairs of texts, not single texts: use similarity(texts_a, texts_b)")
         if long_texts not in (None, "truncate", "mean"):
             raise ValueError(f"long_texts must be 'truncate' or 'mean', got {long_texts!r}")
-        precision = self.encoder.resolve_precision(precision)
         words = [split_words(t) for t in texts]
         windows = text_windows(self.encoder.tokenizer, [[w.text for w in ws] for ws in words], self.encoder.max_length)
         outputs: list[dict[str, list[WindowOutput]]] = [{n: [] for n in names} for _ in texts]

@@ -9,7 +9,7 @@ Precisions (one option everywhere: `precision=` in `encode`/`predict`, `--precis
 - `int8`: dynamic int8 quantisation of most Linear layers (CPU only), smoothed with the model's calibration
   statistics when it has them (`mtsent.quantization`); for CPUs without bf16 units.
 - `auto` (the default in the library and the CLI; the service defaults to `fp32`): `bf16` where the hardware
-  has bf16 matrix units; else `int8` for a calibrated model on a CPU with VNNI int8 units; else `fp32`.
+  has bf16 matrix units, else `fp32`.
 
 See docs/speed.md for measurements and how to choose.
 """
@@ -31,7 +31,6 @@ __all__ = [
     "drop_inference_copies",
     "eval_mode",
     "fast_bf16",
-    "fast_int8",
     "inference_copy",
     "precision_context",
     "resolve_precision",
@@ -52,27 +51,13 @@ def fast_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and _cpu_has_bf16_units()
 
 
-@cache
-def _cpu_has_int8_dot_products() -> bool:
-    return bool(torch.cpu._is_vnni_supported()) and torch.backends.quantized.engine in ("x86", "fbgemm")
-
-
-def fast_int8(device: torch.device) -> bool:
-    """Whether dynamic int8 Linear layers are fast here: a CPU with VNNI int8 dot products (AVX512-VNNI or
-    AVX-VNNI) under torch's x86/fbgemm quantized engine."""
-    return device.type == "cpu" and _cpu_has_int8_dot_products()
-
-
-def resolve_precision(precision: str, device: torch.device, calibrated: bool = False) -> str:
-    """The concrete precision for a requested one. `auto`: bf16 where the hardware makes it fast; else int8 for a
-    model that carries int8 calibration (`calibrated`) on a CPU with fast int8 (smoothed int8 keeps a trained
-    model's metrics within 0.3 and runs ~1.5x fp32 there, docs/speed.md); else fp32."""
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The concrete precision for a requested one: `auto` picks bf16 only where the hardware makes it fast (never
+    int8: on the shipped model even smoothed int8 moves two sentence tasks by more than 0.3, docs/speed.md)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "auto":
-        if fast_bf16(device):
-            return "bf16"
-        return "int8" if calibrated and fast_int8(device) else "fp32"
+        return "bf16" if fast_bf16(device) else "fp32"
     if precision == "int8" and device.type != "cpu":
         raise ValueError("precision 'int8' (dynamic quantisation) runs on CPU only; use bf16 on a GPU")
     return precision

@@ -474,7 +474,6 @@ def create_app(model: MultiTaskModel, settings: ServeSettings | None = None, mod
     # every core made the service several times slower on a 2-core machine. Cores are counted from the
     # container's CPU quota, not the host's.
     threads = settings.threads or max(1, available_cpus() - 1)
-    # `auto` here never means int8: its answers move with batch mates, so the service would run each text alone
     running = resolve_precision(settings.precision, model.device)
     model.eval()
     metrics = ServiceMetrics()
