@@ -139,9 +139,11 @@ def test_cli_calibrate(tiny_model_dir, tmp_path) -> None:
     shutil.copytree(tiny_model_dir, target)
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    assert "plain (no calibration" in " ".join(CliRunner().invoke(app, ["info", str(target)]).output.split())
     result = CliRunner().invoke(app, ["calibrate", str(target), str(texts), "--limit", "3"])
     assert result.exit_code == 0, result.output
     assert "3 texts" in result.output and (target / CALIBRATION_NAME).is_file()
+    assert "smoothed by its calibration" in " ".join(CliRunner().invoke(app, ["info", str(target)]).output.split())
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["calibrate", str(target), str(empty)])

@@ -320,6 +320,8 @@ def info(model: str = typer.Argument(..., help="An mtsent model directory (or ba
         table.add_row("max length", str(mt.encoder.max_length))
         table.add_row("parameters", f"{mt.num_parameters():,}")
         table.add_row("size (fp32)", f"{mt.num_parameters() * 4 / 2**20:.1f} MiB")
+        calibrated = mt.encoder.int8_calibration is not None
+        table.add_row("int8", "smoothed by its calibration" if calibrated else "plain (no calibration: see calibrate)")
         console.print(table)
         tasks = Table(title="tasks")
         for col in ("task", "type", "labels", "head parameters"):
