@@ -39,7 +39,7 @@ __all__ = [
 CALIBRATION_NAME = "int8_calibration.safetensors"
 SMOOTHING_ALPHA = 0.8
 """How much of each outlier moves into the weights (0: none, 1: all). Of 0.35, 0.5, 0.65 and 0.8, 0.8 changed
-the fewest of a trained model's answers against fp32 on every task (docs/speed.md); the per-row weight scales
+the fewest of a trained model's answers against fp32 on every task (docs/RESULTS.md); the per-row weight scales
 absorb what it moves."""
 _EPS = 1e-5
 
