@@ -142,6 +142,24 @@ def test_calibration_texts_come_evenly_from_every_task() -> None:
     assert calibration_texts(train, 30, seed=1) == texts != calibration_texts(train, 30, seed=2)
 
 
+def test_calibration_measured_once_when_best_is_the_last_step(make_config, train, monkeypatch):
+    import mtsent.training.trainer as trainer_module
+
+    calls = []
+    measure = trainer_module.calibrate_directory
+
+    def counted(directory, *args, **kwargs):
+        calls.append(directory)
+        return measure(directory, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "calibrate_directory", counted)
+    config = make_config(tasks=("sentiment",), training={"max_steps": 4}, evaluation={"every_steps": 4})
+    trainer, summary, _ = train(config)
+    assert summary["best"]["step"] == 4 and len(calls) == 1
+    best, last = (load_file(str(trainer.run_dir / d / "int8_calibration.safetensors")) for d in ("best", "last"))
+    assert best.keys() == last.keys() and all(torch.equal(best[k], last[k]) for k in best)
+
+
 def test_no_calibration_when_switched_off(make_config, train):
     trainer, _, log = train(make_config(tasks=("sentiment",), output={"plots": False, "int8_calibration": 0}))
     assert not any(trainer.run_dir.glob("*/int8_calibration.safetensors")) and "int8 calibration" not in log

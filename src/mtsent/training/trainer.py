@@ -41,7 +41,8 @@ from mtsent.data.examples import example_texts
 from mtsent.encoder import calibrate_directory
 from mtsent.model import MultiTaskModel
 from mtsent.precision import drop_inference_copies
-from mtsent.training.config import TrainConfig, load_config
+from mtsent.quantization import load_calibration, save_calibration
+from mtsent.training.config import OutputConfig, TrainConfig, load_config
 from mtsent.training.distillation import EmbeddingDistillation
 from mtsent.training.embedding_quality import METRIC, SECTION, EmbeddingQuality
 from mtsent.training.evaluation import evaluate_task, tokenize_task
@@ -190,7 +191,8 @@ def training_calibration_texts(config: TrainConfig, data_dir: Path | None = None
     """The int8 calibration texts a run of `config` measures at its end (read from its training data): to
     calibrate a model of that run made before training did it (`model.encoder.calibrate_int8(texts)`)."""
     train = {n: load_task_data(n, t.type, t.data, data_dir).train for n, t in config.tasks.items()}
-    return calibration_texts(train, config.output.int8_calibration or 512, config.training.seed)
+    count = config.output.int8_calibration or OutputConfig.model_fields["int8_calibration"].default
+    return calibration_texts(train, count, config.training.seed)
 
 
 class Trainer:
@@ -565,7 +567,7 @@ class Trainer:
         """The summary of the run; the main process also writes summary.json and the plots."""
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            self._calibrate_checkpoints()
+            self._calibrate_checkpoints(state)
         summary = self._summary(state, total_seconds)
         if self.accelerator.is_main_process:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -574,17 +576,22 @@ class Trainer:
             self.out.print(f"run directory: {self.run_dir} (best checkpoint: {self.run_dir / 'best'})")
         return summary
 
-    def _calibrate_checkpoints(self) -> None:
-        """Give `best` and `last` the statistics that smooth their int8 mode (mtsent.quantization), measured once
-        at the end of the run on each checkpoint's saved weights and `output.int8_calibration` training texts."""
+    def _calibrate_checkpoints(self, state: TrainState) -> None:
+        """Give `best` and `last` the statistics that smooth their int8 mode (mtsent.quantization), measured at the
+        end of the run on each checkpoint's saved weights and `output.int8_calibration` training texts; once
+        when `best` was saved at the last step (the two hold the same weights)."""
         count = self.config.output.int8_calibration
         saved = [d for d in (self.run_dir / "best", self.run_dir / "last") if (d / CONFIG_NAME).is_file()]
         if count == 0 or not saved:
             return
         started = time.perf_counter()
         texts = calibration_texts({n: t.splits.train for n, t in self.tasks.items()}, count, self.config.training.seed)
-        for directory in saved:
-            calibrate_directory(directory, texts, batch_size=self.config.evaluation.batch_size)
+        measured = calibrate_directory(saved[0], texts, batch_size=self.config.evaluation.batch_size)
+        for directory in saved[1:]:
+            if state.best_step == state.step:
+                save_calibration(directory, load_calibration(measured.parent))
+            else:
+                calibrate_directory(directory, texts, batch_size=self.config.evaluation.batch_size)
         self.out.print(
             f"int8 calibration: {len(texts)} training texts, {' and '.join(d.name for d in saved)} "
             f"({time.perf_counter() - started:.1f} s)"
