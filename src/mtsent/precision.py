@@ -68,8 +68,8 @@ def batch_invariant_rows(device: torch.device, precision: str) -> int | None:
 
     On CPU at fp32 and bf16 with one torch thread (the service's setting on a 2-core machine) a row padded to a
     width of its own (`batching.invariant_width`) gives bit-identical results in a batch of any size. With more
-    threads the matrix kernels share a product's work among them by its size, so batch mates move a row by
-    ~1e-7 (measured on a 2-thread Xeon); int8 scales each layer's input per tensor, so batch mates move every
+    threads the matrix kernels share a product's work among them by its size, so batch mates move a row's last
+    bits (seen on a 2-thread Xeon); int8 scales each layer's input per tensor, so batch mates move every
     row's quantisation; GPU libraries pick matrix kernels by shape: in all these cases every row runs alone.
     """
     if (
