@@ -47,14 +47,14 @@ def _kill_after_last_saved(monkeypatch, at_call: int = 1) -> list[str]:
 
 @pytest.fixture
 def resume_config(make_config):
-    def make(output, loss_weighting: str = "static", adapter: dict | None = None):
+    def make(output, loss_weighting: str = "static", adapter: dict | None = None, moments: str = "shared"):
         return make_config(
             run_dir=output,
             model={"adapter": adapter},
             training={"max_steps": N, "log_every": K, "loss_weighting": loss_weighting},
             evaluation={"every_steps": K},
             # dropout is on (heads and backbone): resuming must restore the torch RNG or the masks diverge
-            optim={"warmup_steps": 1, "scheduler": "linear"},
+            optim={"warmup_steps": 1, "scheduler": "linear", "moments": moments},
             sampling={"strategy": "proportional"},  # random task choice: the sampler must replay its choices
         )
 
@@ -62,13 +62,19 @@ def resume_config(make_config):
 
 
 @pytest.mark.parametrize(
-    ("weighting", "adapter"), [("static", None), ("uncertainty", None), ("static", {"r": 2, "dropout": 0.1})]
+    ("weighting", "adapter", "moments"),
+    [
+        ("static", None, "shared"),
+        ("uncertainty", None, "shared"),
+        ("static", {"r": 2, "dropout": 0.1}, "shared"),
+        ("static", None, "per_task"),  # every task's moments come back, not only the last task's
+    ],
 )
 def test_resume_is_equivalent_to_an_uninterrupted_run(
-    weighting, adapter, resume_config, train, tmp_path, monkeypatch, weights_of
+    weighting, adapter, moments, resume_config, train, tmp_path, monkeypatch, weights_of
 ):
-    a_cfg = resume_config(tmp_path / "a", weighting, adapter)
-    b_cfg = resume_config(tmp_path / "b", weighting, adapter)
+    a_cfg = resume_config(tmp_path / "a", weighting, adapter, moments)
+    b_cfg = resume_config(tmp_path / "b", weighting, adapter, moments)
     _, summary_a, _ = train(a_cfg)
     assert summary_a["steps"] == N
 

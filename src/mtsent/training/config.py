@@ -90,6 +90,11 @@ class OptimConfig(_Strict):
     warmup_steps: int | None = Field(None, ge=0, description="overrides warmup_ratio")
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
+    moments: Literal["shared", "per_task"] = Field(
+        "shared",
+        description="AdamW moments of the shared encoder: one set for all tasks, or one per task (each task's steps "
+        "are scaled by its own gradient statistics, as in its single-task run)",
+    )
 
 
 class SamplingConfig(_Strict):
@@ -187,6 +192,11 @@ class TrainConfig(_Strict):
             raise ValueError(
                 "model.adapter trains a LoRA adapter on the pre-trained backbone (model.backbone); it cannot start "
                 "from init_from"
+            )
+        if self.optim.moments == "per_task" and self.training.gradient_accumulation_steps > 1:
+            raise ValueError(
+                "optim.moments: per_task needs training.gradient_accumulation_steps: 1 (an accumulated step mixes "
+                "the batches of several tasks, so no one task's moments would be its own)"
             )
         unknown = [h for h in self.freezing.frozen_heads if h not in self.tasks]
         if unknown:

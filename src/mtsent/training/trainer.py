@@ -48,7 +48,7 @@ from mtsent.training.embedding_quality import METRIC, SECTION, EmbeddingQuality
 from mtsent.training.evaluation import evaluate_task, tokenize_task
 from mtsent.training.freezing import count_parameters, set_trainable
 from mtsent.training.losses import TrainingObjective, UncertaintyWeighting
-from mtsent.training.optim import build_optimizer, build_scheduler
+from mtsent.training.optim import TaskMomentsAdamW, build_optimizer, build_scheduler
 from mtsent.training.report import MetricsLog, eval_table, plot_run
 from mtsent.training.state import load_training_state, save_training_state, saved_step
 from mtsent.training.teachers import gold_weight, teacher_cache
@@ -288,6 +288,8 @@ class Trainer:
                 loss, weighted, distilled = self.objective(batch, name, gold_weight(state.step, self.total_steps))
                 if weighted.requires_grad:
                     self.accelerator.backward(weighted)
+                if self.task_moments is not None:
+                    self.task_moments.use(name)
                 if self.accelerator.sync_gradients and cfg.optim.max_grad_norm:
                     params = [p for p in self.model.parameters() if p.grad is not None]  # not the loss weights
                     if params:
@@ -457,7 +459,9 @@ class Trainer:
         uncertainty = tc.loss_weighting == "uncertainty"
         self.weighting = UncertaintyWeighting(list(tasks)).to(accelerator.device) if uncertainty else None
         extra = list(self.weighting.parameters()) if self.weighting is not None else []
-        self.optimizer = build_optimizer(model, cfg.optim, extra)
+        self.optimizer = build_optimizer(model, cfg.optim, extra, list(tasks))
+        # per-task moments: train_step picks the sampled task's before each step (kept before accelerate wraps it)
+        self.task_moments = self.optimizer if isinstance(self.optimizer, TaskMomentsAdamW) else None
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.total_steps)
         self.streams = {
             n: TaskStream(
