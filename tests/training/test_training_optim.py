@@ -115,7 +115,7 @@ def test_loading_moments_of_more_tasks_is_refused():
 
 def test_unknown_task_is_named():
     opt = TaskMomentsAdamW(_params(), ["ner", "topic"], **OPTIONS)
-    with pytest.raises(KeyError, match="'sentiment'.*ner"):
+    with pytest.raises(KeyError, match=r"'sentiment'.*ner"):
         opt.use("sentiment")
 
 
