@@ -8,6 +8,7 @@ order, sorting by length internally so that batches carry little padding.
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Sequence
@@ -111,6 +112,16 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> tuple[nn.Module, obje
     return model, tokenizer, _default_max_length(local, tokenizer, model)
 
 
+def transformer_layers(backbone: nn.Module) -> nn.ModuleList:
+    """The backbone's stack of transformer layers: its ModuleList with `num_hidden_layers` entries."""
+    count = int(getattr(backbone.config, "num_hidden_layers", 0))
+    for name, module in backbone.named_modules():
+        stack = isinstance(module, nn.ModuleList) and len(module) == count
+        if stack and name.rsplit(".", 1)[-1] in ("layer", "layers"):
+            return module
+    raise ValueError(f"{type(backbone).__name__}: no stack of {count} transformer layers found")
+
+
 def _drop_pooler(backbone: nn.Module) -> None:
     if getattr(backbone, "pooler", None) is not None:
         backbone.pooler = None
@@ -118,11 +129,14 @@ def _drop_pooler(backbone: nn.Module) -> None:
 
 @dataclass
 class EncoderOutput:
-    """What one forward pass produces: per-token states, the pooled (projected) vector, the final embedding."""
+    """What one forward pass produces: per-token states, the pooled (projected) vector, the final embedding; on
+    request, every layer's token states (embeddings first) and the attention mask they were computed with."""
 
     token_embeddings: Tensor
     pooled: Tensor
     sentence_embedding: Tensor
+    hidden_states: tuple[Tensor, ...] | None = None
+    attention_mask: Tensor | None = None
 
 
 @dataclass
@@ -250,16 +264,36 @@ class SentenceEncoder(nn.Module):
         return int(self.config.max_length or 512)
 
     # ---------------------------------------------------------------- forward
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> EncoderOutput:
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        token_type_ids: Tensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> EncoderOutput:
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        tokens = self.backbone(**kwargs).last_hidden_state
+        if output_hidden_states:
+            kwargs["output_hidden_states"] = True
+        out = self.backbone(**kwargs)
+        tokens = out.last_hidden_state
         pooled = self.pooling(tokens, attention_mask)
         if self.projection is not None:
             pooled = padded_rows(self.projection, pooled)
         sentence = nn.functional.normalize(pooled.float(), p=2, dim=-1) if self.config.normalize else pooled
-        return EncoderOutput(token_embeddings=tokens, pooled=pooled, sentence_embedding=sentence)
+        if not output_hidden_states:
+            return EncoderOutput(token_embeddings=tokens, pooled=pooled, sentence_embedding=sentence)
+        return EncoderOutput(tokens, pooled, sentence, tuple(out.hidden_states), attention_mask)
+
+    def top_layers(self, n: int) -> list[nn.Module]:
+        """Fresh copies of the backbone's top `n` transformer layers (for a head with layers of its own)."""
+        if self.config.adapter is not None:
+            raise ValueError("a head with layers of its own cannot be added to an encoder that trains an adapter")
+        layers = transformer_layers(self.backbone)
+        if not 1 <= n <= len(layers):
+            raise ValueError(f"the backbone has {len(layers)} layers; a head can copy 1 to {len(layers)}, not {n}")
+        return [copy.deepcopy(layer) for layer in layers[-n:]]
 
     # ---------------------------------------------------------------- batching helpers
     def tokenize(self, sentences: Sequence[str], **kwargs) -> dict:

@@ -93,6 +93,11 @@ def to_transformers(
             f"vector through the backbone's pooler (dense + tanh), which mtsent's {model.encoder.config.pooling}-"
             "pooled head does not have, so no exact export exists; use --to onnx for sentence tasks"
         )
+    if head_config.options.get("own_layers"):
+        raise ValueError(
+            f"task {task!r} reads the encoder through {head_config.options['own_layers']} layer(s) of its own: a "
+            "*ForTokenClassification model has one stack of layers, so no exact export exists; use --to onnx"
+        )
     if head_config.hidden_dim:
         raise ValueError(
             f"task {task!r} has a hidden layer ({head_config.hidden_dim}): a *ForTokenClassification model has one "

@@ -79,7 +79,7 @@ class MultiTaskModel(nn.Module):
         task_type = get_task_type(task.type)(task)
         self.tasks[task.name] = task
         self.task_types[task.name] = task_type
-        head = task_type.build_head(self.encoder.dim, self.encoder.hidden_size)
+        head = task_type.build_head(self.encoder.dim, self.encoder.hidden_size, self.encoder)
         self.heads[task.name] = head.to(self.encoder.device)
 
     def set_decoding(self, task: str, decoding: str) -> None:
@@ -145,7 +145,8 @@ class MultiTaskModel(nn.Module):
     ) -> MultiTaskOutput:
         """One encoder pass, then every requested head (all heads when `tasks` is None)."""
         names = self.check_tasks(tasks)
-        enc = self.encoder(input_ids, attention_mask, token_type_ids)
+        hidden = any(self.task_types[name].needs_hidden_states for name in names)
+        enc = self.encoder(input_ids, attention_mask, token_type_ids, output_hidden_states=hidden)
         logits = {name: self.task_types[name].logits(self.heads[name], enc) for name in names}
         return MultiTaskOutput(enc.sentence_embedding, enc.token_embeddings, logits)
 

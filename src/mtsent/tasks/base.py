@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from mtsent.batching import DataCollator, Window, padded_rows
 from mtsent.config import HeadConfig, register_task_type, task_type_class
-from mtsent.encoder import EncoderOutput, LongTexts
+from mtsent.encoder import EncoderOutput, LongTexts, SentenceEncoder
 from mtsent.spans import Word
 
 __all__ = ["LongTexts", "NoOptions", "TaskType", "WindowOutput", "get_task_type", "register_task_type"]
@@ -114,8 +114,14 @@ class TaskType(ABC):
 
     # ---------------------------------------------------------------- model
     @abstractmethod
-    def build_head(self, sentence_dim: int, token_dim: int) -> nn.Module:
-        """A freshly initialised head; `sentence_dim` is the pooled embedding's size, `token_dim` a token's."""
+    def build_head(self, sentence_dim: int, token_dim: int, encoder: SentenceEncoder | None = None) -> nn.Module:
+        """A freshly initialised head; `sentence_dim` is the pooled embedding's size, `token_dim` a token's;
+        `encoder` is the model's, for a head that starts from some of its layers."""
+
+    @property
+    def needs_hidden_states(self) -> bool:
+        """Whether `logits` reads `EncoderOutput.hidden_states` (the model then asks the encoder for them)."""
+        return False
 
     @abstractmethod
     def head_input(self, encoded: EncoderOutput) -> Tensor:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from mtsent.batching import IGNORE_INDEX
 from mtsent.config import HeadConfig
-from mtsent.encoder import EncoderOutput
+from mtsent.encoder import EncoderOutput, SentenceEncoder
 from mtsent.heads import ClassificationHead
 from mtsent.tasks.base import TaskType
 
@@ -32,7 +32,7 @@ class ClassificationType(TaskType):
     def _input_dim(self, sentence_dim: int, token_dim: int) -> int:
         """The size of the features `head_input` returns."""
 
-    def build_head(self, sentence_dim: int, token_dim: int) -> nn.Module:
+    def build_head(self, sentence_dim: int, token_dim: int, encoder: SentenceEncoder | None = None) -> nn.Module:
         in_dim = self._input_dim(sentence_dim, token_dim)
         return ClassificationHead.from_options(in_dim, len(self.labels), self.config)
 

@@ -25,7 +25,7 @@ from mtsent.config import HeadConfig, register_task_type
 from mtsent.data.alignment import encode_texts
 from mtsent.data.errors import DataError
 from mtsent.data.examples import PairExample
-from mtsent.encoder import EncoderOutput
+from mtsent.encoder import EncoderOutput, SentenceEncoder
 from mtsent.metrics import similarity_metrics
 from mtsent.spans import Word
 from mtsent.tasks.base import LongTexts, TaskType, WindowOutput
@@ -101,7 +101,7 @@ class SentenceSimilarity(TaskType):
     def label_list(cls, seen: set[str]) -> list[str]:
         return []
 
-    def build_head(self, sentence_dim: int, token_dim: int) -> nn.Module:
+    def build_head(self, sentence_dim: int, token_dim: int, encoder: SentenceEncoder | None = None) -> nn.Module:
         return nn.Identity()
 
     def head_input(self, encoded: EncoderOutput) -> Tensor:

@@ -14,20 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
 
 from mtsent.batching import IGNORE_INDEX, first_subwords
 from mtsent.config import HeadConfig, register_task_type
 from mtsent.data.alignment import align_token_labels
 from mtsent.data.examples import TokenExample
 from mtsent.decoding import bio_constraints, viterbi
-from mtsent.encoder import EncoderOutput
+from mtsent.encoder import EncoderOutput, SentenceEncoder
+from mtsent.heads import TopLayersHead
 from mtsent.metrics import token_metrics
 from mtsent.spans import EntitySpan, Word, entity_spans, is_bio_tag, parse_tag
 from mtsent.tasks.base import LongTexts, WindowOutput
 from mtsent.tasks.classification import ClassificationType
 
-__all__ = ["TokenClassification", "TokenPrediction", "bio_label_list"]
+__all__ = ["TokenClassification", "TokenOptions", "TokenPrediction", "bio_label_list"]
 
 
 def bio_label_list(tags: set[str]) -> list[str]:
@@ -53,6 +55,19 @@ class TokenPrediction:
         return ", ".join(f"{e.text} [{e.type} {e.score:.2f}]" for e in kept) or "(no entities)"
 
 
+class TokenOptions(BaseModel):
+    """`options` of a token_classification head."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    own_layers: int = Field(
+        0,
+        ge=0,
+        description="copies of the backbone's top N layers that only this head reads through (from the states of "
+        "the layer below them); 0 = read the shared encoder's last layer",
+    )
+
+
 @register_task_type
 class TokenClassification(ClassificationType):
     name = "token_classification"
@@ -61,6 +76,7 @@ class TokenClassification(ClassificationType):
     main_metric = "f1"
     reads_all_windows = True
     decodings = ("argmax", "viterbi")
+    options_model = TokenOptions
 
     @classmethod
     def check_config(cls, config: HeadConfig) -> None:
@@ -91,6 +107,26 @@ class TokenClassification(ClassificationType):
 
     def head_input(self, encoded: EncoderOutput) -> Tensor:
         return encoded.token_embeddings
+
+    @property
+    def needs_hidden_states(self) -> bool:
+        return self.options.own_layers > 0
+
+    def build_head(self, sentence_dim: int, token_dim: int, encoder: SentenceEncoder | None = None) -> nn.Module:
+        """A classifier on the token states; with `own_layers`, behind copies of the encoder's top layers."""
+        classifier = super().build_head(sentence_dim, token_dim)
+        if not self.options.own_layers:
+            return classifier
+        if encoder is None:
+            raise ValueError(f"task {self.config.name!r}: a head with own_layers is built from the model's encoder")
+        return TopLayersHead(encoder.top_layers(self.options.own_layers), classifier, encoder.backbone.config)
+
+    def logits(self, head: nn.Module, encoded: EncoderOutput) -> Tensor:
+        if not self.options.own_layers:
+            return super().logits(head, encoded)
+        if encoded.hidden_states is None or encoded.attention_mask is None:
+            raise ValueError(f"task {self.config.name!r} reads the encoder's hidden states; none were computed")
+        return head(encoded.hidden_states[-1 - self.options.own_layers], encoded.attention_mask)
 
     def tokenize(
         self, tokenizer: Any, examples: Sequence[TokenExample], max_length: int, label_all_subwords: bool = False

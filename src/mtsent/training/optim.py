@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mtsent.heads import TopLayersHead
 from mtsent.model import MultiTaskModel
 from mtsent.training.config import OptimConfig
 from mtsent.training.freezing import backbone_layer_groups
@@ -21,9 +22,11 @@ def parameter_groups(model: MultiTaskModel, config: OptimConfig, extra: list[nn.
     """One group per (learning rate, decay or not). 1-D tensors (biases, norms) get no weight decay.
 
     Backbone layers get `learning_rate * layerwise_lr_decay ** depth`, depth counted from the top layer
-    (embeddings deepest); heads, pooling, projection and `extra` (loss weights) get `head_learning_rate`.
+    (embeddings deepest), and so do a head's own copies of the top layers (`TopLayersHead`, depth 0: they start
+    as pre-trained layers); heads, pooling, projection and `extra` (loss weights) get `head_learning_rate`.
     """
     backbone_ids = {id(p) for p in model.encoder.backbone.parameters()}
+    copied_ids = {id(p) for m in model.modules() if isinstance(m, TopLayersHead) for p in m.layers.parameters()}
     buckets: dict[tuple[float, bool], list[nn.Parameter]] = {}
 
     def add(p: nn.Parameter, lr: float) -> None:
@@ -34,7 +37,7 @@ def parameter_groups(model: MultiTaskModel, config: OptimConfig, extra: list[nn.
             add(p, config.learning_rate * config.layerwise_lr_decay**depth)
     for p in model.parameters():
         if id(p) not in backbone_ids:
-            add(p, config.head_learning_rate)
+            add(p, config.learning_rate if id(p) in copied_ids else config.head_learning_rate)
     for p in extra:
         add(p, config.head_learning_rate)
     return [
