@@ -2,12 +2,14 @@
 
     python benchmarks/studies.py main                  # the 3-task model on the real data
     python benchmarks/studies.py separate              # 3-task model against three single-task models
+    python benchmarks/studies.py distil                # 3-task models distilled from those (BAM), against them
     python benchmarks/studies.py serving-cost          # ... their inference speed, parameters and memory
     python benchmarks/studies.py freezing              # none / backbone / embeddings / progressive
     python benchmarks/studies.py imbalance             # sampling strategies, loss weighting, class weights
     python benchmarks/studies.py add-task              # add a third head later to a frozen 2-task model
     python benchmarks/studies.py table STUDY           # print the markdown table of a study from its JSON
-                                                       # (separate: also 3-task minus single-task per seed)
+                                                       # (separate, distil: also 3-task minus single-task
+                                                       # per seed)
     python benchmarks/studies.py plot STUDY            # docs/results/study_STUDY.png, a bar chart per task
 
 Every run is `Trainer(configs/multitask.yaml + overrides).fit()` with a fixed step budget (`--steps`); the
@@ -27,7 +29,7 @@ from pathlib import Path
 from records import RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING = ("main", "separate", "freezing", "imbalance", "add-task")
+TRAINING = ("main", "separate", "distil", "freezing", "imbalance", "add-task")
 
 
 def main() -> None:
@@ -42,7 +44,7 @@ def main() -> None:
         "--only",
         type=lambda s: s.split(","),
         default=None,
-        help="variants to run (main, separate, freezing, imbalance)",
+        help="variants to run (main, separate, distil, freezing, imbalance)",
     )
     parser.add_argument("--results", default=str(RESULTS), help="where the study_*.json records are kept")
     parser.add_argument("--set", action="append", default=[], help="extra config override for every run")
@@ -52,12 +54,16 @@ def main() -> None:
     args = parser.parse_args()
     # each job imports only what it needs: tables and plots do not load torch
     if args.study == "table":
+        from study_records import load
         from study_tables import gap_table, table
 
         name = args.name.replace("-", "_")
         print(table(name, Path(args.results)))
         if name == "separate":
             print("\n" + gap_table(Path(args.results), args.tag))
+        if name == "distil":
+            for variant in dict.fromkeys(r["name"] for r in load(Path(args.results), "distil")):
+                print(f"\n{variant}:\n" + gap_table(Path(args.results), multi=("distil", variant)))
     elif args.study == "plot":
         from study_plots import plot
 

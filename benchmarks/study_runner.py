@@ -104,6 +104,9 @@ def task_batches(steps: int, seed: int, extra: list[str]) -> dict[str, int]:
     sampler = MultiTaskSampler(sizes, config.sampling.strategy, config.sampling.temperature, seed, steps)
     counts = Counter(sampler.sample(s) for s in range(steps))
     print(f"task sizes {sizes}, epoch = {steps_per_epoch(sizes, config.training.batch_size)} steps, batches {counts}")
+    missing = [name for name in sizes if not counts[name]]
+    if missing:
+        raise SystemExit(f"in {steps} steps (seed {seed}) the sampler draws no batch of {missing}: raise --steps")
     return dict(counts)
 
 
@@ -125,6 +128,28 @@ def study_separate(args: argparse.Namespace) -> None:
                 continue
             steps = budget[name.removeprefix("single-")]
             run("separate", tagged(name, args), seed, overrides, with_steps(args, steps))
+
+
+def study_distil(args: argparse.Namespace) -> None:
+    """Per seed: the single-task twins (the `separate` study's runs, reused when stored), then each variant of
+    the 3-task model with the twins' best checkpoints as its teachers."""
+    picked = chosen(variants("distil"), args)
+    twins = [(n, o) for n, o in variants("separate").items() if n.startswith("single-")]
+    for seed in args.seeds:
+        budget = task_batches(args.steps, seed, args.set)
+        teachers = []
+        for name, overrides in twins:
+            task = name.removeprefix("single-")
+            twin = run("separate", tagged(name, args), seed, overrides, with_steps(args, budget[task]))
+            best = Path(twin["run_dir"]) / "best"
+            if not best.is_dir():
+                raise SystemExit(
+                    f"the {task} teacher of seed {seed} is recorded in study_separate.json but its checkpoint {best} "
+                    "is gone: point --runs at the runs it was trained in, or delete its record to train it again"
+                )
+            teachers.append(f"distillation.teachers.{task}={best}")
+        for name, overrides in picked:
+            run("distil", tagged(name, args), seed, [*teachers, *overrides], args)
 
 
 def study_freezing(args: argparse.Namespace) -> None:
@@ -182,6 +207,7 @@ def study_add_task(args: argparse.Namespace) -> None:
 STUDIES = {
     "main": study_main,
     "separate": study_separate,
+    "distil": study_distil,
     "freezing": study_freezing,
     "imbalance": study_imbalance,
     "add-task": study_add_task,

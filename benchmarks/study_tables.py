@@ -38,15 +38,18 @@ def table(study: str, results: Path) -> str:
     return "\n".join(lines)
 
 
-def gap_table(results: Path, tag: str = "") -> str:
-    """Study 1's bar seed by seed: 3-task minus single-task model on each task, then the mean over shared seeds."""
+def gap_table(results: Path, tag: str = "", multi: tuple[str, str] | None = None) -> str:
+    """Study 1's bar seed by seed: 3-task minus single-task model on each task, then the mean over shared seeds.
+
+    `multi` = (study, run name) picks another 3-task run to set against the single-task twins (a distilled one)."""
     records = study_records.load(results, "separate")
     suffix = f"-{tag}" if tag else ""
 
-    def by_seed(name: str) -> dict[int, dict[str, float]]:
-        return {r["seed"]: r["main"] for r in records if r["name"] == name}
+    def by_seed(name: str, rows: list[dict] = records) -> dict[int, dict[str, float]]:
+        return {r["seed"]: r["main"] for r in rows if r["name"] == name}
 
-    multi = by_seed(f"multitask{suffix}")
+    study, name = multi or ("separate", f"multitask{suffix}")
+    multi = by_seed(name, study_records.load(results, study))
     lines = ["| task | seed | 3-task | single-task | 3-task minus single |", "|---|---|---:|---:|---:|"]
     for task in TASKS:
         single = by_seed(f"single-{task}{suffix}")
