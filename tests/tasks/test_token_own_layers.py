@@ -70,7 +70,7 @@ def test_it_saves_loads_and_predicts(tiny_backbone, tmp_path):
     with torch.no_grad():
         after = loaded(batch["input_ids"], batch["attention_mask"]).logits["ner"]
     torch.testing.assert_close(after, before, rtol=0, atol=0)
-    for precision in ("fp32", "bf16"):
+    for precision in ("fp32", "bf16", "int8"):
         answers = loaded.predict(TEXTS, precision=precision)
         assert [len(a["ner"].tags) for a in answers] == [7, 2]
         assert {a["sentiment"].label for a in answers} <= {"negative", "positive"}
