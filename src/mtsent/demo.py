@@ -18,7 +18,8 @@ __all__ = ["DEMO_DIR", "demo_config", "run_demo"]
 
 DEMO_DIR = Path(__file__).resolve().parent / "resources" / "demo"
 MIN_SCORE = 0.5
-"""Answers less likely than this are printed as uncertain (sentence tasks) or left out (entities)."""
+"""Entities less likely than this are left out; sentence answers below it (or closer to chance than to certainty) are
+printed as uncertain."""
 
 
 def demo_config(output: Path, steps: int) -> dict:
@@ -49,8 +50,9 @@ def run_demo(output: Path, steps: int, console: Console) -> Path:
     shipped = MultiTaskModel.from_pretrained("default")
     print_predictions(console, sentences, shipped.predict(sentences), min_score=MIN_SCORE)
     console.print(
-        f"Answers below {MIN_SCORE:.0%} probability are marked uncertain (sentence tasks) or left out (entities); "
-        "the topics are AG News's four (World, Sports, Business, Sci/Tech)."
+        f"Entities below {MIN_SCORE:.0%} probability are left out; sentence answers closer to chance than to "
+        "certainty (below 75% with two labels, 62.5% with four) are marked uncertain. The topics are AG News's "
+        "four (World, Sports, Business, Sci/Tech)."
     )
     console.rule("[bold]2. Its sentence embeddings: related sentences score high")
     console.print(similarity_table(sentences, shipped.encoder.similarity(sentences)))

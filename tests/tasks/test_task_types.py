@@ -135,3 +135,17 @@ def test_decoding_is_checked_against_the_type_and_its_labels():
         HeadConfig(name="t", type="token_classification", labels=NER, decoding="beam")
     # argmax accepts any label set, as before
     HeadConfig(name="t", type="token_classification", labels=["O", "PER"])
+
+
+def test_a_sentence_answer_closer_to_chance_than_to_certainty_is_shown_as_uncertain():
+    from mtsent.tasks.sentence_classification import SentencePrediction
+
+    def answer(label: str, scores: dict[str, float]) -> SentencePrediction:
+        return SentencePrediction(label, scores[label], scores)
+
+    assert answer("negative", {"negative": 0.51, "positive": 0.49}).summary() == "uncertain (negative 0.51)"
+    assert answer("positive", {"negative": 0.24, "positive": 0.76}).summary() == "positive (0.76)"
+    four = {"World": 0.6, "Sports": 0.2, "Business": 0.1, "Sci/Tech": 0.1}
+    assert answer("World", four).summary() == "uncertain (World 0.60)"  # below (1 + 1/4) / 2 = 0.625
+    assert answer("World", {**four, "World": 0.81, "Sports": 0.0}).summary() == "World (0.81)"
+    assert answer("World", {**four, "World": 0.81, "Sports": 0.0}).summary(min_score=0.9) == "uncertain (World 0.81)"

@@ -37,8 +37,10 @@ class SentencePrediction:
         return asdict(self)
 
     def summary(self, min_score: float = 0.0) -> str:
-        """One line for a table: `label (0.93)`; below `min_score`, `uncertain (label 0.41)`."""
-        if self.score < min_score:
+        """One line for a table: `label (0.93)`; `uncertain (label 0.41)` below `min_score`, or when the answer is
+        closer to chance than to certainty (below (1 + 1/labels) / 2: 0.75 with two labels, 0.625 with four), so
+        that a coin-flip 0.51 between two labels is not shown as an answer."""
+        if self.score < max(min_score, (1 + 1 / max(len(self.scores), 1)) / 2):
             return f"uncertain ({self.label} {self.score:.2f})"
         return f"{self.label} ({self.score:.2f})"
 
