@@ -112,12 +112,16 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> tuple[nn.Module, obje
     return model, tokenizer, _default_max_length(local, tokenizer, model)
 
 
+LAYER_STACK_NAMES = ("layer", "layers", "h", "block")
+"""What Hugging Face backbones call their list of transformer layers (BERT `encoder.layer`, GPT-2 `h`, T5 `block`)."""
+
+
 def transformer_layers(backbone: nn.Module) -> nn.ModuleList:
     """The backbone's stack of transformer layers: its ModuleList with `num_hidden_layers` entries."""
     count = int(getattr(backbone.config, "num_hidden_layers", 0))
     for name, module in backbone.named_modules():
         stack = isinstance(module, nn.ModuleList) and len(module) == count
-        if stack and name.rsplit(".", 1)[-1] in ("layer", "layers"):
+        if stack and name.rsplit(".", 1)[-1] in LAYER_STACK_NAMES:
             return module
     raise ValueError(f"{type(backbone).__name__}: no stack of {count} transformer layers found")
 

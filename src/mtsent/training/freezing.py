@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from mtsent.adapters import is_adapter_parameter
+from mtsent.encoder import LAYER_STACK_NAMES
 from mtsent.model import MultiTaskModel
 from mtsent.training.config import FreezingConfig
 
@@ -37,7 +38,7 @@ def backbone_layer_groups(model: MultiTaskModel) -> list[list[nn.Parameter]]:
 def _layer_index(name: str) -> int | None:
     parts = name.split(".")
     for i, part in enumerate(parts[:-1]):
-        if part in ("layer", "layers", "h", "block") and parts[i + 1].isdigit():
+        if part in LAYER_STACK_NAMES and parts[i + 1].isdigit():
             return int(parts[i + 1])
     return None
 

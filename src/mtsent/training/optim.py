@@ -59,14 +59,13 @@ class TaskMomentsAdamW(torch.optim.AdamW):
         if not tasks:
             raise ValueError("TaskMomentsAdamW needs at least one task")
         super().__init__(params, **kwargs)
-        self.tasks = list(tasks)
-        self.task_states = {t: defaultdict(dict) for t in self.tasks}
-        self.use(self.tasks[0])
+        self.task_states = {t: defaultdict(dict) for t in tasks}
+        self.use(tasks[0])
 
     def use(self, task: str) -> None:
         """Make `task`'s moments the ones the next `step()` reads and updates."""
         if task not in self.task_states:
-            raise KeyError(f"no moments for task {task!r}; tasks: {self.tasks}")
+            raise KeyError(f"no moments for task {task!r}; tasks: {list(self.task_states)}")
         self.task = task
         self.state = self.task_states[task]
 
@@ -77,7 +76,7 @@ class TaskMomentsAdamW(torch.optim.AdamW):
         """Torch's layout; the entry of parameter i for the k-th task is k * (number of parameters) + i."""
         n, current, packed = self._num_params(), self.task, {}
         try:
-            for k, task in enumerate(self.tasks):
+            for k, task in enumerate(list(self.task_states)):
                 self.use(task)
                 saved = super().state_dict()
                 packed.update({k * n + i: slots for i, slots in saved["state"].items()})
@@ -87,13 +86,14 @@ class TaskMomentsAdamW(torch.optim.AdamW):
 
     def load_state_dict(self, state_dict: dict) -> None:
         n, current = self._num_params(), self.task
-        beyond = [i for i in state_dict["state"] if int(i) >= n * len(self.tasks)]
+        tasks = list(self.task_states)
+        beyond = [i for i in state_dict["state"] if int(i) >= n * len(tasks)]
         if beyond:
             raise ValueError(
                 f"optimizer state has entries for {max(map(int, beyond)) // n + 1} tasks' moments, this optimizer "
-                f"keeps {len(self.tasks)} ({self.tasks}): was it saved with other tasks or optim.moments?"
+                f"keeps {len(tasks)} ({tasks}): was it saved with other tasks or optim.moments?"
             )
-        for k, task in enumerate(self.tasks):
+        for k, task in enumerate(tasks):
             part = {int(i) - k * n: s for i, s in state_dict["state"].items() if k * n <= int(i) < (k + 1) * n}
             super().load_state_dict({"state": part, "param_groups": state_dict["param_groups"]})
             self.task_states[task] = self.state
