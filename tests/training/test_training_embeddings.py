@@ -90,7 +90,37 @@ def test_distillation_logs_its_loss_and_caches_each_text_of_a_pair(make_config, 
     assert torch.allclose(cache["sts"].norm(dim=-1), torch.ones(2, 40), atol=1e-4)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["step"] for r in records if r["task"] == "distillation"] == [2, 4, 6]
-    assert "teacher embeddings of 88 training examples cached" in out
+    assert "teacher embeddings of 88 training examples (sentiment, sts) cached" in out
+
+
+def test_distillation_limited_to_some_tasks_leaves_the_others_batches_alone(make_config, train, tmp_path):
+    run = tmp_path / "run"
+    distillation = {"embedding_weight": 1.0, "embedding_tasks": ["sts"]}
+    config = make_config(run_dir=run, tasks=("sentiment", "sts"), distillation=distillation)
+    trainer, _, out = train(config)
+    assert set(trainer.distillation.cache) == {"sts"}
+    assert "teacher embeddings of 40 training examples (sts) cached" in out
+    for name in ("sentiment", "sts"):
+        features = trainer.tasks[name].train_features[:4]
+        batch = trainer.collators[name](features)
+        if name in trainer.distillation.cache:
+            batch["teacher_embeddings"] = trainer.distillation.targets(name, range(4))
+        loss, weighted, distilled = trainer.objective(batch, name)
+        assert (distilled is None) == (name == "sentiment")
+        if distilled is None:
+            assert torch.equal(weighted, loss)  # static weight 1, nothing added
+        else:
+            assert float(weighted.detach()) == pytest.approx(float((loss + distilled).detach()), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [(["topic"], "embedding_tasks names unknown task 'topic'"), ([], "embedding_tasks is empty")],
+)
+def test_distillation_embedding_tasks_must_name_tasks_of_the_run(make_config, tasks, message):
+    distillation = {"embedding_weight": 1.0, "embedding_tasks": tasks}
+    with pytest.raises(ValueError, match=message):
+        load_config(None, **make_config(tasks=("sentiment", "sts"), distillation=distillation))
 
 
 def test_resumed_distillation_rebuilds_the_starting_teacher(make_config, train, tmp_path):

@@ -117,7 +117,9 @@ class DistillationConfig(_Strict):
 
     Each batch adds `embedding_weight` x (1 - cosine) (`loss: cosine`) or x the mean squared error (`loss: mse`)
     between the student's sentence embedding and the teacher's of the same inputs. The teacher's embeddings are
-    computed once per training text before the first step and cached (see docs/training.md).
+    computed once per training text before the first step and cached (see docs/training.md). `embedding_tasks`
+    limits the term to those tasks' batches (None = every task): a token task's steps can then move the encoder
+    for its own loss alone while the other tasks' steps hold the embeddings.
 
     `teachers` is the other kind: per task, a single-task model whose outputs the task's head learns, annealed
     towards the gold labels over training (`mtsent.training.teachers`).
@@ -125,6 +127,9 @@ class DistillationConfig(_Strict):
 
     embedding_weight: float = Field(0.0, ge=0, description="0 = off")
     loss: Literal["cosine", "mse"] = "cosine"
+    embedding_tasks: list[str] | None = Field(
+        None, description="tasks whose batches carry the embedding term; None = every task"
+    )
     teachers: dict[str, str] = Field(
         default_factory=dict,
         description="task name -> single-task teacher model directory: its outputs are the task's annealed targets",
@@ -188,6 +193,13 @@ class TrainConfig(_Strict):
                 raise ValueError(f"distillation.teachers names unknown task {task!r}; tasks: {list(self.tasks)}")
             if not task_type_class(self.tasks[task].type).distillable:
                 raise ValueError(f"distillation.teachers.{task}: a {self.tasks[task].type} task cannot be distilled")
+        for task in self.distillation.embedding_tasks or []:
+            if task not in self.tasks:
+                raise ValueError(
+                    f"distillation.embedding_tasks names unknown task {task!r}; tasks: {list(self.tasks)}"
+                )
+        if self.distillation.embedding_tasks == []:
+            raise ValueError("distillation.embedding_tasks is empty: name at least one task, or leave it out for all")
         if self.model.adapter is not None and self.init_from is not None:
             raise ValueError(
                 "model.adapter trains a LoRA adapter on the pre-trained backbone (model.backbone); it cannot start "

@@ -3,7 +3,7 @@
 Static weighting multiplies each task's loss by its configured weight. Uncertainty weighting (Kendall, Gal
 and Cipolla, 2018) learns one log-variance s_t per task and minimises exp(-s_t) * L_t + s_t / 2, so noisy or
 hard tasks are down-weighted automatically; the s_t train with the heads' learning rate. Embedding distillation
-(`mtsent.training.distillation`) adds its own weighted term to every batch.
+(`mtsent.training.distillation`) adds its own weighted term to the batches of the tasks it covers.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class TrainingObjective(nn.Module):
         self, batch: dict[str, Tensor], task: str, gold_weight: float = 1.0
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """(the task's loss, the loss to back-propagate, the distillation loss or None); the forward pass runs
-        under the training precision. With distillation, `batch["teacher_embeddings"]` holds the teacher's rows.
+        under the training precision. A batch with `teacher_embeddings` (a batch of a task that
+        `distillation.embedding_tasks` covers) adds the embedding-distillation term.
 
         A batch with `teacher_probs` (a task with a teacher) is trained on gold_weight x gold + (1 - gold_weight)
         x teacher through its type's `distillation_loss`; class weights apply to the gold-only loss.
@@ -72,7 +73,7 @@ class TrainingObjective(nn.Module):
             loss = task_type.loss(logits, batch["labels"], self.class_weights[task])
         weighted = self.weighting(task, loss) if self.weighting is not None else loss * self.loss_weights[task]
         distilled = None
-        if self.distillation is not None:
+        if "teacher_embeddings" in batch:
             distilled = self.distillation.loss(out.sentence_embedding, batch["teacher_embeddings"])
             weighted = weighted + self.distillation.config.embedding_weight * distilled
         return loss, weighted, distilled

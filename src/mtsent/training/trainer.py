@@ -279,7 +279,7 @@ class Trainer:
             name = self.sampler.sample(state.step * accum + micro)
             indices = self.streams[name].next()
             batch = self.collators[name]([self.tasks[name].train_features[i] for i in indices])
-            if self.distillation is not None:
+            if self.distillation is not None and name in self.distillation.cache:
                 batch["teacher_embeddings"] = self.distillation.targets(name, indices)
             if name in self.teacher_probs:  # a task with a teacher: the cached teacher rows of these examples
                 batch["teacher_probs"] = torch.cat([self.teacher_probs[name][i] for i in indices])
@@ -653,14 +653,15 @@ class Trainer:
         features = {
             n: (self.model.task_types[n].texts_per_example, t.train_features, self.collators[n])
             for n, t in tasks.items()
+            if config.embedding_tasks is None or n in config.embedding_tasks
         }
         precision = self.config.training.precision
         distillation = EmbeddingDistillation.from_teacher(
             config, teacher, features, precision, self.config.evaluation.batch_size
         )
         self.out.print(
-            f"distillation: teacher embeddings of {sum(len(t.train_features) for t in tasks.values())} "
-            f"training examples cached; weight {config.embedding_weight}, loss {config.loss}"
+            f"distillation: teacher embeddings of {sum(len(f[1]) for f in features.values())} training examples "
+            f"({', '.join(features)}) cached; weight {config.embedding_weight}, loss {config.loss}"
         )
         return distillation
 
