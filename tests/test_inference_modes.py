@@ -136,7 +136,8 @@ def test_inference_copy_is_cached_outside_the_module_and_follows_the_weights() -
         module[0].weight.add_(1.0)  # an optimiser step updates weights in place
     assert inference_copy(module, "int8") is not first
     bf16 = inference_copy(module, "bf16")
-    assert next(bf16.parameters()).dtype == torch.bfloat16 and next(module.parameters()).dtype == torch.float32
+    assert {t.dtype for t in [*bf16.parameters(), *bf16.buffers()]} == {torch.bfloat16}
+    assert next(module.parameters()).dtype == torch.float32
 
 
 def test_precision_names() -> None:

@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
         "mtsent.adapters",
         "mtsent.heads",
         "mtsent.precision",
+        "mtsent.fused",
         "mtsent.quantization",
         "mtsent.checkpoint",
         "mtsent.model_card",

@@ -5,7 +5,8 @@ Precisions (one option everywhere: `precision=` in `encode`/`predict`, `--precis
 - `fp32` (reference precision): matches sentence-transformers; a vector moves by ~1e-7 with padding (kernel
   summation order), so `batch_invariant=True` (what the service uses) pads each text to a width of its own.
 - `bf16`: bfloat16 weights (a cached copy) under autocast; matrix products run on AMX (recent Intel Xeon) or
-  tensor cores (GPU).
+  tensor cores (GPU). On CPU the copy's linear layers run through oneDNN with packed weights and the GELU and
+  residual adds fused in (`mtsent.fused`).
 - `int8`: dynamic int8 quantisation of most Linear layers (CPU only), smoothed with the model's calibration
   statistics when it has them (`mtsent.quantization`); for CPUs without bf16 units.
 - `auto` (the default in the library and the CLI; the service defaults to `fp32`): `bf16` where the hardware
@@ -24,6 +25,8 @@ from functools import cache
 
 import torch
 from torch import nn
+
+from mtsent.fused import fuse_linear_layers, fusion_available
 
 __all__ = [
     "PRECISIONS",
@@ -115,8 +118,8 @@ def _converted(module: nn.Module, precision: str) -> nn.Module:
     """A copy of the module with weights stored for `precision`; tokenizers and configs are shared, not copied.
 
     bf16: every weight in bfloat16, run under autocast (which keeps the float32 pooling and heads working); this
-    saves autocast's cast of each weight on every call. int8: `quantization.quantize_int8` (dynamic int8,
-    smoothed where the model carries calibration statistics).
+    saves autocast's cast of each weight on every call; on CPU, linear layers become fused oneDNN ones. int8:
+    `quantization.quantize_int8` (dynamic int8, smoothed where the model carries calibration statistics).
     """
     shared = {
         id(value): value
@@ -126,7 +129,10 @@ def _converted(module: nn.Module, precision: str) -> nn.Module:
     }
     clone = copy.deepcopy(module, memo=shared)
     if precision == "bf16":
-        return clone.to(torch.bfloat16).eval()
+        clone = clone.to(torch.bfloat16).eval()
+        if next(clone.parameters()).device.type == "cpu" and fusion_available():
+            fuse_linear_layers(clone)
+        return clone
     from mtsent.quantization import quantize_int8
 
     return quantize_int8(clone)

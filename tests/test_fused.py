@@ -1,0 +1,100 @@
+"""The bf16 CPU copy's fused oneDNN linear layers: same results as the unfused bf16 layers, GELU and residual
+adds fused only where they are what the fusion computes."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from mtsent.fused import FusedLinear, _FusedResidualOutput, fuse_linear_layers, fusion_available
+from mtsent.precision import inference_copy
+
+pytestmark = pytest.mark.skipif(not fusion_available(), reason="this torch build has no oneDNN fused linear ops")
+
+
+def _bert(hidden_act: str = "gelu") -> nn.Module:
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_act=hidden_act,
+    )
+    return BertModel(config).to(torch.bfloat16).eval()
+
+
+def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(1, 100, (3, 11))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[2, 3:] = 0
+    return ids, mask
+
+
+def test_fused_bert_matches_the_unfused_bf16_model() -> None:
+    plain = _bert()
+    fused = fuse_linear_layers(copy.deepcopy(plain))
+    layer = fused.encoder.layer[0]
+    assert isinstance(layer.intermediate.dense, FusedLinear) and layer.intermediate.dense.activation == "gelu"
+    assert isinstance(layer.intermediate.intermediate_act_fn, nn.Identity)
+    assert isinstance(layer.attention.output, _FusedResidualOutput) and isinstance(layer.output, _FusedResidualOutput)
+    assert not any(type(m) is nn.Linear for m in fused.modules())
+    assert sum(isinstance(m, FusedLinear) for m in fused.modules()) == 2 * 6 + 1  # q, k, v, 3 dense; the pooler
+    ids, mask = _inputs()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = plain(ids, attention_mask=mask).last_hidden_state.float()
+        got = fused(ids, attention_mask=mask).last_hidden_state.float()
+    keep = mask.bool()
+    # one bf16 rounding where there were two: the last bits of some values move, nothing more
+    torch.testing.assert_close(got[keep], want[keep], atol=0.05, rtol=0.02)
+    cosine = nn.functional.cosine_similarity(got[keep], want[keep], dim=-1)
+    assert float(cosine.min()) > 0.999
+
+
+def test_only_plain_gelu_is_fused() -> None:
+    fused = fuse_linear_layers(_bert("gelu_new"))  # transformers' tanh approximation, a module of its own
+    intermediate = fused.encoder.layer[0].intermediate
+    assert intermediate.dense.activation == "none" and not isinstance(intermediate.intermediate_act_fn, nn.Identity)
+    relu = fuse_linear_layers(_bert("relu")).encoder.layer[0].intermediate
+    assert relu.dense.activation == "none" and isinstance(relu.intermediate_act_fn, nn.ReLU)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_fused_linear_computes_gelu_and_residual_adds(approximate: str) -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(16, 24).to(torch.bfloat16)
+    x, residual = torch.randn(2, 5, 16, dtype=torch.bfloat16), torch.randn(2, 5, 24, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        want = nn.functional.gelu(linear(x).float(), approximate=approximate)
+        got = FusedLinear(linear, "gelu", approximate)(x).float()
+        torch.testing.assert_close(got, want, atol=0.03, rtol=0.02)
+        plain = FusedLinear(linear)
+        torch.testing.assert_close(plain(x.float()).float(), linear(x).float(), atol=0.03, rtol=0.02)
+        summed = plain(x, residual=residual).float()
+        torch.testing.assert_close(summed, (linear(x) + residual).float(), atol=0.05, rtol=0.02)
+    gelu = nn.Sequential()
+    gelu.block = nn.Module()
+    gelu.block.dense, gelu.block.intermediate_act_fn = linear, nn.GELU(approximate=approximate)
+    assert fuse_linear_layers(gelu).block.dense.algorithm == approximate
+
+
+def test_the_bf16_copy_of_an_encoder_is_fused_and_encodes_like_fp32(tiny_backbone) -> None:
+    from mtsent import SentenceEncoder
+
+    encoder = SentenceEncoder(str(tiny_backbone), device="cpu")
+    texts = ["Tim Cook visited Berlin.", "A much longer sentence about markets, rates and the central bank."]
+    fp32 = encoder.encode(texts, precision="fp32")
+    bf16 = encoder.encode(texts, precision="bf16")
+    with torch.inference_mode():
+        runner = inference_copy(encoder, "bf16")
+    assert any(isinstance(m, FusedLinear) for m in runner.modules())
+    assert not any(isinstance(m, FusedLinear) for m in encoder.modules())  # the model itself is untouched
+    assert float((fp32 * bf16).sum(1).min()) > 0.99
