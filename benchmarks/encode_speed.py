@@ -8,12 +8,14 @@ contender is warmed up, then timed round-robin (so machine noise hits all alike)
 repetitions is reported as sentences/s, tokens/s and the fraction of the bf16 matmul peak measured in the same
 run (throughput.py says how). Quality is measured on the STS-B dev sentences: cosine to mtsent's fp32
 embeddings and the STS-B dev Spearman. `int8 (calibrated)` is smoothed int8 (mtsent.quantization), calibrated
-on 512 training texts (corpora.calibration_texts).
+on 512 training texts (corpora.calibration_texts). `auto, unfused` is the default with its bf16 copy built under
+`MTSENT_FUSED=0` (plain bf16 linear layers instead of mtsent.fused's oneDNN ones), for the fusion's share.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
+from unittest import mock
 
 import numpy as np
 import torch
@@ -64,7 +67,8 @@ def contenders(texts: dict[str, list[str]], ours: SentenceEncoder, calibrated: S
     from sentence_transformers import SentenceTransformer
 
     from mtsent.batching import DEFAULT_MAX_TOKENS, token_budget_batches
-    from mtsent.encoder import default_backbone_path
+    from mtsent.encoder import SentenceEncoder, default_backbone_path
+    from mtsent.precision import inference_copy
 
     st32 = SentenceTransformer(str(default_backbone_path()), device="cpu")
     st16 = SentenceTransformer(str(default_backbone_path()), device="cpu").to(torch.bfloat16)
@@ -81,11 +85,16 @@ def contenders(texts: dict[str, list[str]], ours: SentenceEncoder, calibrated: S
 
         return local(lambda s: encoder.encode(s, precision=precision), texts, encoder.max_length, budget)
 
+    unfused = SentenceEncoder(device="cpu")
+    with mock.patch.dict(os.environ, {"MTSENT_FUSED": "0"}), torch.inference_mode():
+        inference_copy(unfused, "auto")  # cached: later encode calls run this unfused copy
+
     return {
         "sentence-transformers fp32": st(st32),
         "sentence-transformers bf16": st(st16),
         "mtsent fp32": mtsent("fp32"),
         "mtsent auto (= bf16 here)": mtsent("auto"),
+        "mtsent auto, unfused (MTSENT_FUSED=0)": mtsent("auto", unfused),
         "mtsent int8": mtsent("int8"),
         "mtsent int8 (calibrated)": mtsent("int8", calibrated),
     }

@@ -86,6 +86,18 @@ def test_fused_linear_computes_gelu_and_residual_adds(approximate: str) -> None:
     assert fuse_linear_layers(gelu).block.dense.algorithm == approximate
 
 
+def test_mtsent_fused_0_turns_fusion_off_for_new_copies(tiny_backbone, monkeypatch) -> None:
+    from mtsent import SentenceEncoder
+
+    monkeypatch.setenv("MTSENT_FUSED", "0")
+    assert not fusion_available()
+    encoder = SentenceEncoder(str(tiny_backbone), device="cpu")
+    with torch.inference_mode():
+        runner = inference_copy(encoder, "bf16")
+    assert not any(isinstance(m, FusedLinear) for m in runner.modules())
+    assert any(type(m) is nn.Linear and m.weight.dtype == torch.bfloat16 for m in runner.modules())
+
+
 def test_the_bf16_copy_of_an_encoder_is_fused_and_encodes_like_fp32(tiny_backbone) -> None:
     from mtsent import SentenceEncoder
 

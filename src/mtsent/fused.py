@@ -9,12 +9,14 @@ inductor's CPU freezing pass makes (`torch.ops.mkldnn._linear_pointwise`), witho
 
 `fuse_linear_layers` rewrites a bf16 copy in place; the weights and results stay those of bf16 (a product
 rounds once to bf16 where it rounded twice, so outputs move in their last bits). It is used by `precision`'s
-bf16 copy on CPUs with bf16 units and changes no saved format: the fused copy is never saved.
+bf16 copy on CPUs with bf16 units and changes no saved format: the fused copy is never saved. `MTSENT_FUSED=0`
+in the environment turns it off for copies built afterwards (the plain bf16 layers run instead).
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +25,10 @@ __all__ = ["FusedLinear", "fuse_linear_layers", "fusion_available"]
 
 
 def fusion_available() -> bool:
-    """Whether this torch build has oneDNN's fused linear operators."""
+    """Whether bf16 CPU copies are fused: this torch build has oneDNN's fused linear operators and
+    `MTSENT_FUSED=0` does not turn them off."""
+    if os.environ.get("MTSENT_FUSED", "1").strip() == "0":
+        return False
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
