@@ -110,3 +110,19 @@ def test_the_bf16_copy_of_an_encoder_is_fused_and_encodes_like_fp32(tiny_backbon
     assert any(isinstance(m, FusedLinear) for m in runner.modules())
     assert not any(isinstance(m, FusedLinear) for m in encoder.modules())  # the model itself is untouched
     assert float((fp32 * bf16).sum(1).min()) > 0.99
+
+
+def test_fused_copy_keeps_batch_invariant_answers_on_one_thread(tiny_backbone) -> None:
+    """With one torch thread, bf16 rows padded to a width of their own stay bit-identical in any batch."""
+    from mtsent import SentenceEncoder
+
+    texts = ["ok", "Angela Merkel visited Paris last week.", "Rain is expected tomorrow in London. " * 4] * 7
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        encoder = SentenceEncoder(str(tiny_backbone), device="cpu")
+        alone = [encoder.encode([t], precision="bf16", batch_invariant=True)[0] for t in texts[:3]]
+        together = encoder.encode(texts, precision="bf16", batch_invariant=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert all((row == alone[i % 3]).all() for i, row in enumerate(together))
