@@ -24,6 +24,7 @@ def teachers(make_config, train, tmp_path):
 def test_gold_weight_rises_linearly_from_zero_to_one():
     assert [gold_weight(s, 5) for s in range(5)] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert gold_weight(0, 1) == 0.0 and gold_weight(3, 1) == 1.0
+    assert [gold_weight(s, 5, end=0.5) for s in range(5)] == [0.0, 0.125, 0.25, 0.375, 0.5]
 
 
 def test_targets_start_at_the_teacher_and_end_at_gold(make_config, train, teachers, monkeypatch):
@@ -75,6 +76,20 @@ def test_targets_start_at_the_teacher_and_end_at_gold(make_config, train, teache
     last = calls[-1]
     gold = last["labels"][last["labels"] != IGNORE_INDEX]
     torch.testing.assert_close(last["target"], torch.nn.functional.one_hot(gold, last["target"].size(-1)).float())
+
+
+def test_gold_weight_end_keeps_a_teacher_share_to_the_last_step(make_config, train, teachers, monkeypatch):
+    weights: list[float] = []
+    real = ClassificationType.distillation_target
+
+    def spy(self, labels, teacher_probs, weight):
+        weights.append(weight)
+        return real(self, labels, teacher_probs, weight)
+
+    monkeypatch.setattr(ClassificationType, "distillation_target", spy)
+    distillation = {"teachers": {"sentiment": str(teachers["sentiment"])}, "gold_weight_end": 0.5}
+    train(make_config(tasks=("sentiment",), training={"max_steps": 6}, distillation=distillation))
+    assert weights == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
 
 
 def test_a_teacher_with_other_labels_is_a_clear_error(make_config, train, teachers):

@@ -134,6 +134,9 @@ class DistillationConfig(_Strict):
         default_factory=dict,
         description="task name -> single-task teacher model directory: its outputs are the task's annealed targets",
     )
+    gold_weight_end: float = Field(
+        1.0, gt=0, le=1, description="the gold label's share of a distilled task's target at the last step"
+    )
 
 
 class EvaluationConfig(_Strict):

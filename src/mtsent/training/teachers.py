@@ -4,8 +4,9 @@ Born-Again Multi-Task Networks").
 Each distilled task has a teacher: an ordinary mtsent model directory trained on that task alone
 (`distillation.teachers` in the training config). The student's loss target is gold_weight x gold +
 (1 - gold_weight) x teacher, with gold_weight rising linearly from 0 at the first step to 1 at the last, so
-the multi-task student first imitates its teachers and ends on the gold labels. The loss is the task type's
-(`TaskType.distillation_loss`); this module only computes what the teachers say.
+the multi-task student first imitates its teachers and ends on the gold labels (`distillation.gold_weight_end`
+below 1 stops the rise there, so the teacher keeps a share to the end, as in plain knowledge distillation).
+The loss is the task type's (`TaskType.distillation_loss`); this module only computes what the teachers say.
 
 Teacher outputs are computed once, before training, and cached per training example (keyed by its index in
 the task's train features): one teacher pass over each train set, about the cost of one epoch of inference,
@@ -31,9 +32,9 @@ from mtsent.training.evaluation import task_outputs
 __all__ = ["gold_weight", "teacher_cache"]
 
 
-def gold_weight(step: int, total_steps: int) -> float:
-    """Teacher annealing: the weight of the gold label at optimizer step `step` (0-based), 0 first, 1 last."""
-    return min(1.0, step / max(total_steps - 1, 1))
+def gold_weight(step: int, total_steps: int, end: float = 1.0) -> float:
+    """Teacher annealing: the weight of the gold label at optimizer step `step` (0-based), 0 first, `end` last."""
+    return end * min(1.0, step / max(total_steps - 1, 1))
 
 
 def _teacher_task(teacher: MultiTaskModel, task: str, where: str) -> str:

@@ -285,7 +285,8 @@ class Trainer:
                 batch["teacher_probs"] = torch.cat([self.teacher_probs[name][i] for i in indices])
             batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
             with self.accelerator.accumulate(self.objective):
-                loss, weighted, distilled = self.objective(batch, name, gold_weight(state.step, self.total_steps))
+                weight = gold_weight(state.step, self.total_steps, cfg.distillation.gold_weight_end)
+                loss, weighted, distilled = self.objective(batch, name, weight)
                 if weighted.requires_grad:
                     self.accelerator.backward(weighted)
                 if self.task_moments is not None:
