@@ -9,7 +9,10 @@ profiler's shapes) over their own time give their achieved rate, set against two
 run: the best of a few 4096² bf16 products (the peak the speed tables use) and products of the encoder's own
 shapes (2,048 tokens x hidden size x hidden or feed-forward size). What the classes imply for the whole pass is
 an upper bound: if everything but the matrix products took no time, the pass would be `1 / matmul share` times
-faster; if the products also ran at the encoder-shape rate, faster still.
+faster; if the products also ran at the encoder-shape rate, faster still. On CPUs with bf16 units the default
+runs fused oneDNN linear layers (mtsent.fused): their GELU and residual adds count as matrix-product time, and
+their FLOPs are counted from the recorded shapes (the profiler counts none for them). `MTSENT_FUSED=0
+python benchmarks/encode_profile.py` profiles the unfused bf16 path.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from throughput import matmul_peaks
 
 from mtsent.batching import DEFAULT_MAX_TOKENS
 from mtsent.encoder import SentenceEncoder
+from mtsent.fused import fusion_available
 
 CLASSES = (
     ("matrix products", ("addmm", "aten::mm", "bmm", "baddbmm", "matmul", "linear", "mkldnn")),
@@ -59,20 +63,35 @@ def shape_rate(tokens: int, hidden: int, ffn: int, repeats: int = 5) -> float:
     return flops / best
 
 
+def fused_linear_flops(event) -> float:
+    """FLOPs of the calls of a fused oneDNN linear event (`mkldnn::_linear_pointwise`, both overloads under one
+    name), from its input shapes: the input's rows x its width x the weight's rows, twice, per call. The
+    residual overload's second tensor has the input's leading dimensions and the weight comes third."""
+    shapes = [shape for shape in event.input_shapes if shape]
+    x = shapes[0]
+    residual = len(shapes) > 2 and shapes[1][:-1] == x[:-1] and len(shapes[2]) == 2 and shapes[2][1] == x[-1]
+    weight = shapes[2] if residual else shapes[1]
+    rows = 1
+    for size in x[:-1]:
+        rows *= size
+    return 2.0 * rows * x[-1] * weight[0] * event.count
+
+
 def profile(encoder: SentenceEncoder, texts: list[str]) -> dict:
     """Profile one default encode pass over `texts` (after a warm-up pass): time per class, matmul FLOP/s."""
     encoder.encode(texts)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], with_flops=True) as prof:
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities, with_flops=True, record_shapes=True) as prof:
         start = time.perf_counter()
         encoder.encode(texts)
         wall = time.perf_counter() - start
     seconds: dict[str, float] = defaultdict(float)
     matmul_flops = 0.0
-    for event in prof.key_averages():
+    for event in prof.key_averages(group_by_input_shape=True):
         label = op_class(event.key)
         seconds[label] += event.self_cpu_time_total / 1e6
         if label == "matrix products":
-            matmul_flops += event.flops or 0
+            matmul_flops += event.flops or (fused_linear_flops(event) if "_linear_pointwise" in event.key else 0)
     seconds["outside torch operators (tokenisation, batching, Python)"] = max(0.0, wall - sum(seconds.values()))
     return {
         "texts": len(texts),
@@ -117,6 +136,7 @@ def main() -> None:
             "machine": machine(),
             "threads": torch.get_num_threads(),
             "precision": "auto",
+            "fused": fusion_available(),
             "max_tokens": DEFAULT_MAX_TOKENS,
             "bf16_peak_flop_per_s_4096": peak,
             "bf16_flop_per_s_encoder_shapes": at_shape,
