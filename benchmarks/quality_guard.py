@@ -5,7 +5,8 @@
 Target: every mode within 0.3 points of fp32 on every task. Writes docs/results/quality_guard.json.
 `int8` runs smoothed by the model's calibration (`--calibrate` measures it first, as training would, for a model
 saved without it); `int8-plain` runs the same model with the calibration set aside; `int8-a0.65` smoothed with
-another alpha than the shipped one. Beside each metric, how far the mode moves the model's answers from fp32 on
+another alpha than the shipped one; `bf16-unfused` runs bf16 with `MTSENT_FUSED=0` (plain bf16 layers instead of
+mtsent.fused's oneDNN ones on CPU). Beside each metric, how far the mode moves the model's answers from fp32 on
 the same dev examples: the top answers that change (`flips`: tags of words, labels of texts) and the mean
 absolute change of the fp32 answer's probability (`mean_abs_dprob`; for a similarity head, of its score). With a
 few dozen answers changed, a task metric moves by up to ~0.3 points either way by chance; the agreement does not.
@@ -14,10 +15,12 @@ few dozen answers changed, a task metric moves by up to ~0.3 points either way b
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from datetime import date
 from pathlib import Path
+from unittest import mock
 
 import torch
 from records import write_report
@@ -92,15 +95,19 @@ def main() -> None:
             if alpha != mtsent.quantization.SMOOTHING_ALPHA:
                 mtsent.quantization.SMOOTHING_ALPHA = alpha
                 drop_inference_copies(model)
-            precision = "int8" if mode.startswith("int8") else mode
-            pairs = task_outputs(
-                model,
-                name,
-                features,
-                lambda logits, task_type=task_type: list(zip(task_type.decode_batch(logits), logits.float().cpu())),
-                batch_size=128,
-                precision=precision,
-            )
+            precision = "int8" if mode.startswith("int8") else mode.removesuffix("-unfused")
+            unfused = {"MTSENT_FUSED": "0"} if mode == "bf16-unfused" else {}
+            if precision == "bf16":
+                drop_inference_copies(model)  # built anew, fused or not as this mode says
+            with mock.patch.dict(os.environ, unfused):
+                pairs = task_outputs(
+                    model,
+                    name,
+                    features,
+                    lambda logits, task_type=task_type: list(zip(task_type.decode_batch(logits), logits.float().cpu())),
+                    batch_size=128,
+                    precision=precision,
+                )
             metrics = task_type.score(dev, features, [decoded for decoded, _ in pairs])
             raw = [row for _, row in pairs]
             reference = reference or raw
