@@ -357,13 +357,23 @@ def test_evaluation_during_training_sees_the_current_weights(make_config, train)
     Regression: evaluations after the first one reused the copy made at the first, so every later dev score (and
     the best-checkpoint choice) repeated the first one.
     """
-    from mtsent.precision import inference_copy
+    from mtsent.precision import drop_inference_copies, inference_copy
 
     config = make_config(training={"max_steps": 4, "precision": "bf16"}, evaluation={"every_steps": 2})
     trainer, _, _ = train(config)
-    copy = inference_copy(trainer.model, "bf16")  # what the step-4 evaluation ran
-    for (name, p), q in zip(trainer.model.named_parameters(), copy.parameters(), strict=True):
-        assert torch.equal(p.detach().to(torch.bfloat16), q), f"stale bf16 copy of {name}"
+    model = trainer.model
+    copy = inference_copy(model, "bf16")  # what the step-4 evaluation ran
+    params = dict(model.named_parameters())
+    copied = dict(copy.named_parameters())  # on CPU the linear weights are packed buffers of fused layers
+    assert copied and set(copied) <= set(params)
+    for name, q in copied.items():
+        assert torch.equal(params[name].detach().to(torch.bfloat16), q), f"stale bf16 copy of {name}"
+    ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102]])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ran = copy(ids, torch.ones_like(ids)).logits
+        drop_inference_copies(model)
+        fresh = inference_copy(model, "bf16")(ids, torch.ones_like(ids)).logits
+    assert all(torch.equal(ran[t], fresh[t]) for t in fresh), "stale linear weights in the bf16 copy"
 
 
 def test_fit_after_another_libraries_bf16_accelerator(make_config, train):
