@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mtsent.fused import FusedLinear, _FusedResidualOutput, fuse_linear_layers, fusion_available
-from mtsent.precision import inference_copy
+from mtsent.precision import fast_bf16, inference_copy
 
 pytestmark = pytest.mark.skipif(not fusion_available(), reason="this torch build has no oneDNN fused linear ops")
 
@@ -98,6 +98,19 @@ def test_mtsent_fused_0_turns_fusion_off_for_new_copies(tiny_backbone, monkeypat
     assert any(type(m) is nn.Linear and m.weight.dtype == torch.bfloat16 for m in runner.modules())
 
 
+def test_a_cpu_without_bf16_units_keeps_plain_bf16_layers(tiny_backbone, monkeypatch) -> None:
+    """oneDNN would emulate bf16 there: the copy stays the plain one."""
+    import mtsent.precision
+    from mtsent import SentenceEncoder
+
+    monkeypatch.setattr(mtsent.precision, "fast_bf16", lambda device: False)
+    encoder = SentenceEncoder(str(tiny_backbone), device="cpu")
+    with torch.inference_mode():
+        runner = inference_copy(encoder, "bf16")
+    assert not any(isinstance(m, FusedLinear) for m in runner.modules())
+
+
+@pytest.mark.skipif(not fast_bf16(torch.device("cpu")), reason="this CPU has no bf16 units: bf16 copies are not fused")
 def test_the_bf16_copy_of_an_encoder_is_fused_and_encodes_like_fp32(tiny_backbone) -> None:
     from mtsent import SentenceEncoder
 

@@ -5,8 +5,8 @@ Precisions (one option everywhere: `precision=` in `encode`/`predict`, `--precis
 - `fp32` (reference precision): matches sentence-transformers; a vector moves by ~1e-7 with padding (kernel
   summation order), so `batch_invariant=True` (what the service uses) pads each text to a width of its own.
 - `bf16`: bfloat16 weights (a cached copy) under autocast; matrix products run on AMX (recent Intel Xeon) or
-  tensor cores (GPU). On CPU the copy's linear layers run through oneDNN with packed weights and the GELU and
-  residual adds fused in (`mtsent.fused`).
+  tensor cores (GPU). On a CPU with bf16 units the copy's linear layers run through oneDNN with packed weights
+  and the GELU and residual adds fused in (`mtsent.fused`).
 - `int8`: dynamic int8 quantisation of most Linear layers (CPU only), smoothed with the model's calibration
   statistics when it has them (`mtsent.quantization`); for CPUs without bf16 units.
 - `auto` (the default in the library and the CLI; the service defaults to `fp32`): `bf16` where the hardware
@@ -118,8 +118,9 @@ def _converted(module: nn.Module, precision: str) -> nn.Module:
     """A copy of the module with weights stored for `precision`; tokenizers and configs are shared, not copied.
 
     bf16: every weight in bfloat16, run under autocast (which keeps the float32 pooling and heads working); this
-    saves autocast's cast of each weight on every call; on CPU, linear layers become fused oneDNN ones. int8:
-    `quantization.quantize_int8` (dynamic int8, smoothed where the model carries calibration statistics).
+    saves autocast's cast of each weight on every call; on a CPU with bf16 units, linear layers become fused
+    oneDNN ones. int8: `quantization.quantize_int8` (dynamic int8, smoothed where the model carries calibration
+    statistics).
     """
     shared = {
         id(value): value
@@ -130,7 +131,8 @@ def _converted(module: nn.Module, precision: str) -> nn.Module:
     clone = copy.deepcopy(module, memo=shared)
     if precision == "bf16":
         clone = clone.to(torch.bfloat16).eval()
-        if next(clone.parameters()).device.type == "cpu" and fusion_available():
+        device = next(clone.parameters()).device
+        if device.type == "cpu" and fast_bf16(device) and fusion_available():  # oneDNN emulates bf16 elsewhere
             fuse_linear_layers(clone)
         return clone
     from mtsent.quantization import quantize_int8
