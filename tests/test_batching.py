@@ -19,6 +19,7 @@ from mtsent.batching import (
     padding_ratio,
     random_batches,
     token_budget_batches,
+    tokenize_texts,
 )
 
 
@@ -158,3 +159,54 @@ def test_tokenising_from_two_threads_keeps_each_calls_settings(encoder) -> None:
         stop.set()
         other.join()
     assert all(windows == expected for windows in seen)
+
+
+TEXTS = [
+    "A plain sentence.",
+    "",
+    "   ",
+    "Héllo wörld ☃ 日本語 — naïve café",
+    "EU rejects German call to boycott British lamb .",
+    "word " * 400,  # longer than the window: truncated
+    "[CLS] special [SEP] tokens typed as text",
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tokenize_texts_returns_what_the_tokenizer_call_returns(tokenizer, threads, monkeypatch) -> None:
+    """Same ids, masks and token types as `tokenizer(texts, truncation=True, max_length=...)`, in input order,
+    on one thread and split across threads (600 texts: more than two chunks' worth), with the truncated texts
+    reported."""
+    import mtsent.batching as batching
+
+    monkeypatch.setattr(batching, "TOKENIZE_CHUNK", 50)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    texts = [f"{t} {i}" for i in range(86) for t in TEXTS]
+    expected = tokenizer(texts, truncation=True, max_length=64)
+    got = tokenize_texts(tokenizer, texts, 64)
+    assert set(got.keys()) == set(expected.keys()) == {"input_ids", "token_type_ids", "attention_mask"}
+    for key in expected:
+        assert got[key] == expected[key], key
+    assert [bool(e.overflowing) for e in got.encodings] == [bool(e.overflowing) for e in expected.encodings]
+    assert sum(bool(e.overflowing) for e in got.encodings) == 86
+
+
+def test_tokenize_texts_ignores_settings_left_on_the_backend(tokenizer) -> None:
+    """The packaged tokenizer.json pads to 128 and truncates at 128; a call to `tokenize_texts` uses its own."""
+    backend = tokenizer.backend_tokenizer
+    backend.enable_padding(length=128)
+    backend.enable_truncation(8)
+    got = tokenize_texts(tokenizer, ["a short one", "word " * 40], 32)
+    assert [len(ids) for ids in got["input_ids"]] == [5, 32]
+
+
+def test_tokenize_texts_without_a_rust_backend_takes_the_tokenizer_call() -> None:
+    calls = []
+
+    class Slow:
+        def __call__(self, texts, truncation, max_length):
+            calls.append((texts, truncation, max_length))
+            return {"input_ids": [[1]] * len(texts)}
+
+    assert tokenize_texts(Slow(), ("a", "b"), 16) == {"input_ids": [[1], [1]]}
+    assert calls == [(["a", "b"], True, 16)]

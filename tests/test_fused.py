@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from mtsent.fused import FusedLinear, _FusedResidualOutput, fuse_linear_layers, fusion_available
+from mtsent.fused import FusedLinear, _FusedLayer, _FusedResidualOutput, fuse_linear_layers, fusion_available
 from mtsent.precision import fast_bf16, inference_copy
 
 pytestmark = pytest.mark.skipif(not fusion_available(), reason="this torch build has no oneDNN fused linear ops")
 
 
-def _bert(hidden_act: str = "gelu") -> nn.Module:
+def _bert(hidden_act: str = "gelu", attention: str = "sdpa") -> nn.Module:
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
@@ -28,6 +28,7 @@ def _bert(hidden_act: str = "gelu") -> nn.Module:
         max_position_embeddings=64,
         hidden_act=hidden_act,
     )
+    config._attn_implementation = attention
     return BertModel(config).to(torch.bfloat16).eval()
 
 
@@ -43,9 +44,9 @@ def test_fused_bert_matches_the_unfused_bf16_model() -> None:
     plain = _bert()
     fused = fuse_linear_layers(copy.deepcopy(plain))
     layer = fused.encoder.layer[0]
-    assert isinstance(layer.intermediate.dense, FusedLinear) and layer.intermediate.dense.activation == "gelu"
-    assert isinstance(layer.intermediate.intermediate_act_fn, nn.Identity)
-    assert isinstance(layer.attention.output, _FusedResidualOutput) and isinstance(layer.output, _FusedResidualOutput)
+    assert isinstance(layer, _FusedLayer)
+    assert isinstance(layer.intermediate, FusedLinear) and layer.intermediate.activation == "gelu"
+    assert isinstance(layer.attention_output, _FusedResidualOutput) and isinstance(layer.output, _FusedResidualOutput)
     assert not any(type(m) is nn.Linear for m in fused.modules())
     assert sum(isinstance(m, FusedLinear) for m in fused.modules()) == 2 * 6 + 1  # q, k, v, 3 dense; the pooler
     ids, mask = _inputs()
@@ -57,6 +58,55 @@ def test_fused_bert_matches_the_unfused_bf16_model() -> None:
     torch.testing.assert_close(got[keep], want[keep], atol=0.05, rtol=0.02)
     cosine = nn.functional.cosine_similarity(got[keep], want[keep], dim=-1)
     assert float(cosine.min()) > 0.999
+
+
+def _outputs(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        return model(ids, attention_mask=mask).last_hidden_state.float()
+
+
+def test_fused_layers_match_without_padding_and_for_one_text() -> None:
+    """No padding (transformers passes no mask at all) and a batch of one: the flat layers still compute what
+    the original ones do."""
+    plain = _bert()
+    fused = fuse_linear_layers(copy.deepcopy(plain))
+    ids, _ = _inputs()
+    for batch in (ids, ids[:1, :4]):
+        want, got = _outputs(plain, batch, None), _outputs(fused, batch, None)
+        torch.testing.assert_close(got, want, atol=0.05, rtol=0.02)
+
+
+def test_a_layer_that_computes_something_else_keeps_its_own_forward() -> None:
+    """Same modules and names as a BERT layer, another computation (a subclass that scales the attention
+    output): the trial run tells them apart, so the layer is not flattened, only its products are fused."""
+    from transformers.models.bert.modeling_bert import BertSelfAttention
+
+    class Scaled(BertSelfAttention):
+        def forward(self, *args, **kwargs):
+            output, weights = super().forward(*args, **kwargs)
+            return output * 2, weights
+
+    plain = _bert()
+    for layer in plain.encoder.layer:
+        layer.attention.self.__class__ = Scaled
+        with torch.no_grad():  # initial weights are small: make attention matter against the residual
+            layer.attention.output.dense.weight.mul_(20)
+    fused = fuse_linear_layers(copy.deepcopy(plain))
+    assert not any(isinstance(m, _FusedLayer) for m in fused.modules())
+    assert isinstance(fused.encoder.layer[0].attention.self.query, FusedLinear)
+    ids, mask = _inputs()
+    keep = mask.bool()
+    torch.testing.assert_close(_outputs(fused, ids, mask)[keep], _outputs(plain, ids, mask)[keep], atol=0.05, rtol=0.02)
+
+
+def test_layers_of_an_eager_attention_model_are_not_flattened() -> None:
+    """Eager attention takes additive float masks, which the flat layer is not tried on: it keeps its forward."""
+    plain = _bert(attention="eager")
+    fused = fuse_linear_layers(copy.deepcopy(plain))
+    assert not any(isinstance(m, _FusedLayer) for m in fused.modules())
+    ids, mask = _inputs()
+    keep = mask.bool()
+    torch.testing.assert_close(_outputs(fused, ids, mask)[keep], _outputs(plain, ids, mask)[keep], atol=0.05, rtol=0.02)
 
 
 def test_only_plain_gelu_is_fused() -> None:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from mtsent._lazy import lazy_exports
 
-# Weights ship inside the wheel; never wait on the network for them unless the user asked for a hub id.
+# The Rust tokenizer's own thread pool stays off, so a process that forks after tokenising (a data loader's
+# workers, Ray) neither warns nor deadlocks; large calls use threads of ours instead (`batching.tokenize_texts`).
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 try:

@@ -29,6 +29,7 @@ from mtsent.batching import (
     padded_rows,
     text_windows,
     token_budget_batches,
+    tokenize_texts,
 )
 from mtsent.checkpoint import default_backbone_path, load_weights, locate_model, read_model_dir, write_model_dir
 from mtsent.config import DEFAULT_BACKBONE, AdapterConfig, EncoderConfig, ModelConfig, PoolingMode
@@ -301,7 +302,10 @@ class SentenceEncoder(nn.Module):
 
     # ---------------------------------------------------------------- batching helpers
     def tokenize(self, sentences: Sequence[str], **kwargs) -> dict:
-        """Tokenise without padding, truncating to the encoder's maximum length (thread-safe, see `TOKENIZING`)."""
+        """Tokenise without padding, truncating to the encoder's maximum length (thread-safe, see `TOKENIZING`);
+        without `kwargs`, the fast path of `batching.tokenize_texts`."""
+        if not kwargs:
+            return tokenize_texts(self.tokenizer, sentences, self.max_length)
         with TOKENIZING:
             return self.tokenizer(list(sentences), truncation=True, max_length=self.max_length, **kwargs)
 

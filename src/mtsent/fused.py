@@ -7,6 +7,12 @@ pointwise epilogue: the GELU after the feed-forward up-projection, or the residu
 happen while the product's output is still in cache instead of as separate operators. These are the fusions
 inductor's CPU freezing pass makes (`torch.ops.mkldnn._linear_pointwise`), without a compiler at run time.
 
+A BERT-family encoder layer becomes one flat module (`_FusedLayer`): the same operators in the same order,
+without the five nested modules, the attention-interface lookup and the keyword plumbing that transformers runs
+around them on every call, and with the padding mask given to attention as one row per text ([B, 1, 1, S])
+instead of one per token ([B, 1, S, S]); a layer is replaced only after a trial run has shown it computes what
+the original does.
+
 `fuse_linear_layers` rewrites a bf16 copy in place; the weights and results stay those of bf16 (a product
 rounds once to bf16 where it rounded twice, so outputs move in their last bits). It is used by `precision`'s
 bf16 copy on CPUs with bf16 units and changes no saved format: the fused copy is never saved. `MTSENT_FUSED=0`
@@ -92,12 +98,89 @@ def _is_residual_output(module: nn.Module) -> bool:
     )
 
 
+class _FusedLayer(nn.Module):
+    """A BERT-family encoder layer (self-attention, residual output, GELU feed-forward, residual output) as one
+    flat forward over fused products. Called as the layer it replaces: `(hidden_states, attention_mask, ...)`
+    with transformers' SDPA mask (None, or booleans [B, 1, S, S]) or any mask SDPA takes; returns the hidden
+    states."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        attention, feed_forward = layer.attention.self, layer.intermediate
+        self.query, self.key, self.value = (FusedLinear(getattr(attention, n)) for n in ("query", "key", "value"))
+        self.heads, self.head_size = attention.num_attention_heads, attention.attention_head_size
+        self.scaling = attention.scaling
+        self.attention_output = _FusedResidualOutput(layer.attention.output.dense, layer.attention.output.LayerNorm)
+        self.intermediate = FusedLinear(feed_forward.dense, "gelu", _gelu_kind(feed_forward.intermediate_act_fn))
+        self.output = _FusedResidualOutput(layer.output.dense, layer.output.LayerNorm)
+
+    def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None, *args, **kwargs) -> Tensor:
+        batch, length = hidden_states.shape[:2]
+        shape = (batch, length, self.heads, self.head_size)
+        query = self.query(hidden_states).view(shape).transpose(1, 2)
+        key = self.key(hidden_states).view(shape).transpose(1, 2)
+        value = self.value(hidden_states).view(shape).transpose(1, 2)
+        mask = attention_mask
+        if mask is not None and mask.dtype == torch.bool and mask.shape[1:3] == (1, length):
+            # a padding mask repeats one row per query: the keys any query may see, broadcast over the queries
+            mask = mask.any(dim=2, keepdim=True)
+        context = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=self.scaling)
+        context = context.transpose(1, 2).reshape(batch, length, self.heads * self.head_size)
+        hidden = self.attention_output(context, hidden_states)
+        return self.output(self.intermediate(hidden), hidden)
+
+
+def _is_bert_layer(layer: nn.Module) -> bool:
+    """The shape `_FusedLayer` computes: an encoder (not decoder) layer with SDPA self-attention of query, key and
+    value only, BERT-style residual outputs and a GELU feed-forward, unchunked."""
+    attention = getattr(getattr(layer, "attention", None), "self", None)
+    intermediate = getattr(layer, "intermediate", None)
+    return (
+        attention is not None
+        and set(dict(attention.named_children())) == {"query", "key", "value", "dropout"}
+        and all(type(getattr(attention, n)) is nn.Linear for n in ("query", "key", "value"))
+        and all(hasattr(attention, n) for n in ("num_attention_heads", "attention_head_size", "scaling"))
+        and getattr(getattr(attention, "config", None), "_attn_implementation", None) == "sdpa"
+        and set(dict(layer.attention.named_children())) == {"self", "output"}
+        and _is_residual_output(layer.attention.output)
+        and _is_residual_output(getattr(layer, "output", nn.Identity()))
+        and type(getattr(intermediate, "dense", None)) is nn.Linear
+        and _gelu_kind(getattr(intermediate, "intermediate_act_fn", nn.Identity())) is not None
+        and not getattr(layer, "is_decoder", True)
+        and not hasattr(layer, "crossattention")
+        and getattr(layer, "chunk_size_feed_forward", None) == 0
+    )
+
+
+def _fused_layer(layer: nn.Module) -> _FusedLayer | None:
+    """The fused form of a BERT-family layer, if a trial run on padded random input matches the original's
+    output (to bf16 precision); None otherwise, and the layer keeps its own forward."""
+    if not _is_bert_layer(layer):
+        return None
+    fused = _FusedLayer(layer)
+    width = layer.attention.self.query.in_features
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(2, 7, width, generator=generator).to(torch.bfloat16)
+    keep = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    mask = keep[:, None, None, :].expand(2, 1, 7, 7)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = layer(hidden, mask).float()[keep]
+        got = fused(hidden, mask).float()[keep]
+    return fused if bool(torch.isclose(got, want, atol=0.05, rtol=0.02).all()) else None
+
+
 def fuse_linear_layers(module: nn.Module) -> nn.Module:
     """Run every `nn.Linear` of an inference module through oneDNN, fusing the GELU of a feed-forward block
-    (`dense` + `intermediate_act_fn`) and the residual add of a BERT-style output block; in place, returns it.
+    (`dense` + `intermediate_act_fn`) and the residual add of a BERT-style output block, and flatten each
+    BERT-family layer into a `_FusedLayer`; in place, returns it.
 
     For inference only: the fused operators have no backward.
     """
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            fused = _fused_layer(child)
+            if fused is not None:
+                setattr(parent, name, fused)
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
             if _is_residual_output(child):
