@@ -9,7 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from mtsent.fused import FusedLinear, _FusedLayer, _FusedResidualOutput, fuse_linear_layers, fusion_available
+from mtsent.fused import (
+    FusedLinear,
+    _FusedLayer,
+    _FusedResidualOutput,
+    _short_rows_attention,
+    fuse_linear_layers,
+    fusion_available,
+)
 from mtsent.precision import fast_bf16, inference_copy
 
 pytestmark = pytest.mark.skipif(not fusion_available(), reason="this torch build has no oneDNN fused linear ops")
@@ -107,6 +114,43 @@ def test_layers_of_an_eager_attention_model_are_not_flattened() -> None:
     ids, mask = _inputs()
     keep = mask.bool()
     torch.testing.assert_close(_outputs(fused, ids, mask)[keep], _outputs(plain, ids, mask)[keep], atol=0.05, rtol=0.02)
+
+
+@pytest.mark.parametrize(("batch", "length"), [(1, 1), (3, 5), (7, 8), (33, 3), (9, 15)])
+@pytest.mark.parametrize("padded", [False, True])
+def test_short_rows_attention_is_each_texts_own_attention(batch: int, length: int, padded: bool) -> None:
+    """Texts packed into shared 32-token blocks: every real token's context is what attention over its own text
+    alone gives (float32, so exactly up to summation order)."""
+    heads, size = 2, 4
+    generator = torch.Generator().manual_seed(batch * 100 + length)
+    query, key, value = (torch.randn(batch, length, heads * size, generator=generator) for _ in range(3))
+    lengths = torch.randint(1, length + 1, (batch,), generator=generator) if padded else torch.full((batch,), length)
+    keep = torch.arange(length)[None, :] < lengths[:, None]
+    got = _short_rows_attention(query, key, value, keep if padded else None, heads, size**-0.5)
+    assert got.shape == (batch, length, heads * size)
+    for i, n in enumerate(lengths.tolist()):
+        q, k, v = (x[i, :n].view(n, heads, size).transpose(0, 1) for x in (query, key, value))
+        want = nn.functional.scaled_dot_product_attention(q, k, v, scale=size**-0.5).transpose(0, 1).reshape(n, -1)
+        torch.testing.assert_close(got[i, :n], want, atol=1e-5, rtol=1e-5)
+
+
+def test_batch_invariant_passes_never_share_attention_blocks(monkeypatch) -> None:
+    """Inside `invariant_rows` a text's attention must not run beside other texts' (its result could move with
+    theirs): short batches take the per-text kernel there, and the shared blocks everywhere else."""
+    import mtsent.fused
+    from mtsent.batching import invariant_rows
+
+    calls = []
+    packed = mtsent.fused._short_rows_attention
+    monkeypatch.setattr(mtsent.fused, "_short_rows_attention", lambda *a: calls.append(1) or packed(*a))
+    fused = fuse_linear_layers(_bert())
+    calls.clear()  # the trial runs of fusion itself
+    ids = torch.randint(1, 100, (5, 9))
+    with invariant_rows():
+        _outputs(fused, ids, None)
+    assert calls == []
+    _outputs(fused, ids, None)
+    assert len(calls) == 2  # one per layer
 
 
 def test_only_plain_gelu_is_fused() -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "padded_rows",
     "padding_ratio",
     "random_batches",
+    "rows_invariant",
     "text_windows",
     "token_budget_batches",
     "tokenize_texts",
@@ -100,6 +101,11 @@ def invariant_rows(multiple: int = INVARIANT_ROW_MULTIPLE) -> Iterator[None]:
         yield
     finally:
         _row_multiple.reset(token)
+
+
+def rows_invariant() -> bool:
+    """Whether this call runs inside `invariant_rows`: a row's result must not depend on its batch mates."""
+    return _row_multiple.get() is not None
 
 
 def padded_rows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
