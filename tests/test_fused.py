@@ -11,9 +11,9 @@ from torch import nn
 
 from mtsent.fused import (
     FusedLinear,
+    _blocked_attention,
     _FusedLayer,
     _FusedResidualOutput,
-    _short_rows_attention,
     fuse_linear_layers,
     fusion_available,
 )
@@ -118,7 +118,7 @@ def test_layers_of_an_eager_attention_model_are_not_flattened() -> None:
 
 @pytest.mark.parametrize(("batch", "length"), [(1, 1), (3, 5), (7, 8), (33, 3), (9, 15)])
 @pytest.mark.parametrize("padded", [False, True])
-def test_short_rows_attention_is_each_texts_own_attention(batch: int, length: int, padded: bool) -> None:
+def test_blocked_attention_is_each_texts_own_attention(batch: int, length: int, padded: bool) -> None:
     """Texts packed into shared 32-token blocks: every real token's context is what attention over its own text
     alone gives (float32, so exactly up to summation order)."""
     heads, size = 2, 4
@@ -126,7 +126,7 @@ def test_short_rows_attention_is_each_texts_own_attention(batch: int, length: in
     query, key, value = (torch.randn(batch, length, heads * size, generator=generator) for _ in range(3))
     lengths = torch.randint(1, length + 1, (batch,), generator=generator) if padded else torch.full((batch,), length)
     keep = torch.arange(length)[None, :] < lengths[:, None]
-    got = _short_rows_attention(query, key, value, keep if padded else None, heads, size**-0.5)
+    got = _blocked_attention(query, key, value, keep if padded else None, heads, size**-0.5)
     assert got.shape == (batch, length, heads * size)
     for i, n in enumerate(lengths.tolist()):
         q, k, v = (x[i, :n].view(n, heads, size).transpose(0, 1) for x in (query, key, value))
@@ -141,8 +141,8 @@ def test_batch_invariant_passes_never_share_attention_blocks(monkeypatch) -> Non
     from mtsent.batching import invariant_rows
 
     calls = []
-    packed = mtsent.fused._short_rows_attention
-    monkeypatch.setattr(mtsent.fused, "_short_rows_attention", lambda *a: calls.append(1) or packed(*a))
+    packed = mtsent.fused._blocked_attention
+    monkeypatch.setattr(mtsent.fused, "_blocked_attention", lambda *a: calls.append(1) or packed(*a))
     fused = fuse_linear_layers(_bert())
     calls.clear()  # the trial runs of fusion itself
     ids = torch.randint(1, 100, (5, 9))

@@ -124,9 +124,10 @@ class _FusedLayer(nn.Module):
             # a padding mask repeats one row per query: the keys any query may see, broadcast over the queries
             mask = mask.any(dim=2, keepdim=True)
         padding_only = mask is None or (mask.dtype == torch.bool and mask.shape[1:3] == (1, 1))
-        if length < SHORT_ROWS and padding_only and not rows_invariant():
+        short = length < SHORT_ROWS and not rows_invariant()  # shared blocks: a row's result moves with its mates
+        if padding_only and (short or length % ATTENTION_BLOCK > ATTENTION_BLOCK // 2):
             keep = None if mask is None else mask[:, 0, 0]
-            context = _short_rows_attention(*projections, keep, self.heads, self.scaling)
+            context = _blocked_attention(*projections, keep, self.heads, self.scaling)
         else:
             shape = (batch, length, self.heads, self.head_size)
             query, key, value = (p.view(shape).transpose(1, 2) for p in projections)
@@ -137,35 +138,39 @@ class _FusedLayer(nn.Module):
 
 
 SHORT_ROWS = 16
-"""Batches narrower than this many tokens run attention on `_short_rows_attention`'s blocks."""
+"""Batches narrower than this many tokens share `_blocked_attention`'s blocks between texts."""
 ATTENTION_BLOCK = 32
 
 
-def _short_rows_attention(
+def _blocked_attention(
     query: Tensor, key: Tensor, value: Tensor, keep: Tensor | None, heads: int, scaling: float
 ) -> Tensor:
-    """Attention over short texts as attention over 32-token blocks that hold several texts each.
+    """Attention computed on whole 32-token blocks: (B, S, H*D) projections and a (B, S) key mask (None: no
+    padding) in, the (B, S, H*D) context out, each text's own attention up to bf16 rounding.
 
-    torch's CPU attention kernel works one (text, head) pair at a time, and a pair of a few tokens costs it about
-    as much as one of 32: on SST-2's phrases, which pad to 5-15 tokens, it took as long as the layer's matrix
-    products. Here each text is padded to a power of two (4, 8 or 16 tokens) and 32 // width texts share a
-    block, with a block-diagonal mask so that a token sees the keys of its own text only: the same kernel, the
-    same per-text results up to bf16 rounding, a few times fewer pairs. (B, S, H*D) projections and a (B, S) key
-    mask (None: no padding) in, the (B, S, H*D) context out.
+    torch's CPU attention kernel works one (text, head) pair at a time in tiles of 32 keys, and a ragged last
+    tile costs about as much as a full one: a pair of 5 tokens as much as one of 32, a batch of 62 tokens more
+    than one of 64. Short texts (under `SHORT_ROWS` tokens) are padded to a power of two and 32 // width of them
+    share a block, with a block-diagonal mask so that a token sees the keys of its own text only; a batch whose
+    width ends more than half-way into a tile is padded to whole tiles. On SST-2's phrases (5-15 tokens) the
+    first took the attention time down by half.
     """
     batch, length, features = query.shape
-    width = 1 << (length - 1).bit_length()
-    group = ATTENTION_BLOCK // width
+    width = 1 << (length - 1).bit_length() if length < SHORT_ROWS else -(-length // ATTENTION_BLOCK) * ATTENTION_BLOCK
+    group = max(1, ATTENTION_BLOCK // width)
     rows = -(-batch // group) * group
     visible = torch.zeros(rows, width, dtype=torch.bool, device=query.device)
     visible[:batch, :length] = True if keep is None else keep
     visible[batch:, 0] = True  # the filler texts that complete the last block see one key: no empty softmax row
-    text = torch.arange(ATTENTION_BLOCK, device=query.device) // width
-    mask = (text[:, None] == text[None, :]) & visible.view(-1, 1, ATTENTION_BLOCK)
+    if group > 1:
+        text = torch.arange(group * width, device=query.device) // width
+        mask = (text[:, None] == text[None, :]) & visible.view(-1, 1, group * width)
+    else:
+        mask = visible[:, None, :]
 
     def blocks(x: Tensor) -> Tensor:
         x = nn.functional.pad(x, (0, 0, 0, width - length, 0, rows - batch))
-        return x.view(rows // group, ATTENTION_BLOCK, heads, features // heads).transpose(1, 2)
+        return x.view(rows // group, group * width, heads, features // heads).transpose(1, 2)
 
     context = nn.functional.scaled_dot_product_attention(
         blocks(query), blocks(key), blocks(value), attn_mask=mask[:, None], scale=scaling
