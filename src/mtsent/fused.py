@@ -11,7 +11,8 @@ A BERT-family encoder layer becomes one flat module (`_FusedLayer`): the same op
 without the five nested modules, the attention-interface lookup and the keyword plumbing that transformers runs
 around them on every call, and with the padding mask given to attention as one row per text ([B, 1, 1, S])
 instead of one per token ([B, 1, S, S]); a layer is replaced only after a trial run has shown it computes what
-the original does.
+the original does. Its attention runs on whole 32-key tiles (`_blocked_attention`): short texts share a tile,
+ragged batches are padded to whole tiles.
 
 `fuse_linear_layers` rewrites a bf16 copy in place; the weights and results stay those of bf16 (a product
 rounds once to bf16 where it rounded twice, so outputs move in their last bits). It is used by `precision`'s
