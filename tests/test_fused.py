@@ -52,8 +52,11 @@ def test_fused_bert_matches_the_unfused_bf16_model() -> None:
     fused = fuse_linear_layers(copy.deepcopy(plain))
     layer = fused.encoder.layer[0]
     assert isinstance(layer, _FusedLayer)
-    assert isinstance(layer.intermediate, FusedLinear) and layer.intermediate.activation == "gelu"
-    assert isinstance(layer.attention_output, _FusedResidualOutput) and isinstance(layer.output, _FusedResidualOutput)
+    assert isinstance(layer.intermediate.dense, FusedLinear) and layer.intermediate.dense.activation == "gelu"
+    assert isinstance(layer.attention.output, _FusedResidualOutput) and isinstance(layer.output, _FusedResidualOutput)
+    assert {n for n, _ in fused.named_parameters()} == {n for n, _ in plain.named_parameters()} - {
+        n for n, m in plain.named_modules() if isinstance(m, nn.Linear) for n in (f"{n}.weight", f"{n}.bias")
+    }  # the layer norms and embeddings keep their names; the products hold packed buffers
     assert not any(type(m) is nn.Linear for m in fused.modules())
     assert sum(isinstance(m, FusedLinear) for m in fused.modules()) == 2 * 6 + 1  # q, k, v, 3 dense; the pooler
     ids, mask = _inputs()
@@ -81,6 +84,27 @@ def test_fused_layers_match_without_padding_and_for_one_text() -> None:
     for batch in (ids, ids[:1, :4]):
         want, got = _outputs(plain, batch, None), _outputs(fused, batch, None)
         torch.testing.assert_close(got, want, atol=0.05, rtol=0.02)
+
+
+@pytest.mark.parametrize("hooked_before", [False, True])
+def test_fused_layers_are_recorded_among_the_hidden_states(hooked_before: bool) -> None:
+    """transformers records `output_hidden_states` with hooks on instances of the model's layer class, installed
+    at the first call: a model copied after that call carries them on the layers that fusion replaces."""
+    plain = _bert()
+    ids, mask = _inputs()
+
+    def states(model: nn.Module) -> tuple[torch.Tensor, ...]:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(ids, attention_mask=mask, output_hidden_states=True).hidden_states
+
+    if hooked_before:
+        states(plain)
+    fused = fuse_linear_layers(copy.deepcopy(plain))
+    want, got = states(plain), states(fused)
+    assert len(got) == len(want) == 3  # the embeddings and both layers
+    keep = mask.bool()
+    for w, g in zip(want, got, strict=True):
+        torch.testing.assert_close(g.float()[keep], w.float()[keep], atol=0.05, rtol=0.02)
 
 
 def test_a_layer_that_computes_something_else_keeps_its_own_forward() -> None:

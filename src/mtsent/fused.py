@@ -105,21 +105,28 @@ class _FusedLayer(nn.Module):
     """A BERT-family encoder layer (self-attention, residual output, GELU feed-forward, residual output) as one
     flat forward over fused products. Called as the layer it replaces: `(hidden_states, attention_mask, ...)`
     with transformers' SDPA mask (None, or booleans [B, 1, S, S]) or any mask SDPA takes; returns the hidden
-    states."""
+    states. Its sub-modules keep the replaced layer's names (`attention.self.query`, `attention.output`,
+    `intermediate.dense`, `output`), so its parameters are named as the model's are. `_fused_layer` builds it as a
+    subclass of the replaced layer's class, so transformers still records its output among the hidden states."""
 
     def __init__(self, layer: nn.Module) -> None:
-        super().__init__()
-        attention, feed_forward = layer.attention.self, layer.intermediate
-        self.query, self.key, self.value = (FusedLinear(getattr(attention, n)) for n in ("query", "key", "value"))
+        nn.Module.__init__(self)  # not the replaced class's __init__, which builds a layer from a config
+        attention = layer.attention.self
+        self.attention, self.intermediate = nn.Module(), nn.Module()
+        self.attention.self = nn.Module()
+        for name in ("query", "key", "value"):
+            setattr(self.attention.self, name, FusedLinear(getattr(attention, name)))
+        self.attention.output = _FusedResidualOutput(layer.attention.output.dense, layer.attention.output.LayerNorm)
+        act = _gelu_kind(layer.intermediate.intermediate_act_fn)
+        self.intermediate.dense = FusedLinear(layer.intermediate.dense, "gelu", act)
+        self.output = _FusedResidualOutput(layer.output.dense, layer.output.LayerNorm)
         self.heads, self.head_size = attention.num_attention_heads, attention.attention_head_size
         self.scaling = attention.scaling
-        self.attention_output = _FusedResidualOutput(layer.attention.output.dense, layer.attention.output.LayerNorm)
-        self.intermediate = FusedLinear(feed_forward.dense, "gelu", _gelu_kind(feed_forward.intermediate_act_fn))
-        self.output = _FusedResidualOutput(layer.output.dense, layer.output.LayerNorm)
 
     def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None, *args, **kwargs) -> Tensor:
         batch, length = hidden_states.shape[:2]
-        projections = [self.query(hidden_states), self.key(hidden_states), self.value(hidden_states)]
+        attention = self.attention.self
+        projections = [attention.query(hidden_states), attention.key(hidden_states), attention.value(hidden_states)]
         mask = attention_mask
         if mask is not None and mask.dtype == torch.bool and mask.shape[1:3] == (1, length):
             # a padding mask repeats one row per query: the keys any query may see, broadcast over the queries
@@ -134,8 +141,8 @@ class _FusedLayer(nn.Module):
             query, key, value = (p.view(shape).transpose(1, 2) for p in projections)
             context = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=self.scaling)
             context = context.transpose(1, 2).reshape(batch, length, self.heads * self.head_size)
-        hidden = self.attention_output(context, hidden_states)
-        return self.output(self.intermediate(hidden), hidden)
+        hidden = self.attention.output(context, hidden_states)
+        return self.output(self.intermediate.dense(hidden), hidden)
 
 
 SHORT_ROWS = 16
@@ -201,12 +208,25 @@ def _is_bert_layer(layer: nn.Module) -> bool:
     )
 
 
+_FUSED_CLASSES: dict[type, type] = {}
+_HOOKS = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks", "_forward_hooks_with_kwargs")
+
+
+def _fused_class(layer_class: type) -> type:
+    """`_FusedLayer` as a subclass of a transformers layer class: transformers installs the hooks that record
+    hidden states (`output_hidden_states`) on instances of the model's layer class."""
+    if layer_class not in _FUSED_CLASSES:
+        _FUSED_CLASSES[layer_class] = type(f"Fused{layer_class.__name__}", (_FusedLayer, layer_class), {})
+    return _FUSED_CLASSES[layer_class]
+
+
 def _fused_layer(layer: nn.Module) -> _FusedLayer | None:
     """The fused form of a BERT-family layer, if a trial run on padded random input matches the original's
-    output (to bf16 precision); None otherwise, and the layer keeps its own forward."""
+    output (to bf16 precision); None otherwise, and the layer keeps its own forward. Hooks already on the layer
+    (transformers' output recorders, a user's) move to the fused one."""
     if not _is_bert_layer(layer):
         return None
-    fused = _FusedLayer(layer)
+    fused = _fused_class(type(layer))(layer)
     width = layer.attention.self.query.in_features
     generator = torch.Generator().manual_seed(0)
     hidden = torch.randn(2, 7, width, generator=generator).to(torch.bfloat16)
@@ -215,7 +235,11 @@ def _fused_layer(layer: nn.Module) -> _FusedLayer | None:
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         want = layer(hidden, mask).float()[keep]
         got = fused(hidden, mask).float()[keep]
-    return fused if bool(torch.isclose(got, want, atol=0.05, rtol=0.02).all()) else None
+    if not bool(torch.isclose(got, want, atol=0.05, rtol=0.02).all()):
+        return None
+    for hooks in _HOOKS:
+        getattr(fused, hooks).update(getattr(layer, hooks))
+    return fused
 
 
 def fuse_linear_layers(module: nn.Module) -> nn.Module:
