@@ -107,6 +107,18 @@ def test_fused_layers_are_recorded_among_the_hidden_states(hooked_before: bool) 
         torch.testing.assert_close(g.float()[keep], w.float()[keep], atol=0.05, rtol=0.02)
 
 
+def test_hooks_on_a_layer_move_to_its_fused_form_and_never_see_the_trial_run() -> None:
+    plain = _bert()
+    calls: list[int] = []
+    for layer in plain.encoder.layer:
+        layer.register_forward_pre_hook(lambda module, args: calls.append(1))
+    fused = fuse_linear_layers(copy.deepcopy(plain))
+    assert calls == []  # the trial runs that decide the fusion are not calls of the model
+    ids, mask = _inputs()
+    _outputs(fused, ids, mask)
+    assert len(calls) == 2 and all(isinstance(layer, _FusedLayer) for layer in fused.encoder.layer)
+
+
 def test_a_layer_that_computes_something_else_keeps_its_own_forward() -> None:
     """Same modules and names as a BERT layer, another computation (a subclass that scales the attention
     output): the trial run tells them apart, so the layer is not flattened, only its products are fused."""
