@@ -129,8 +129,9 @@ class _FusedLayer(nn.Module):
         projections = [attention.query(hidden_states), attention.key(hidden_states), attention.value(hidden_states)]
         mask = attention_mask
         if mask is not None and mask.dtype == torch.bool and mask.shape[1:3] == (1, length):
-            # a padding mask repeats one row per query: the keys any query may see, broadcast over the queries
-            mask = mask.any(dim=2, keepdim=True)
+            # the copy is only run on mtsent's 2-D padding masks, which transformers repeats for every query:
+            # its first row, broadcast over the queries (a view, not a reduction per layer)
+            mask = mask[:, :, :1]
         padding_only = mask is None or (mask.dtype == torch.bool and mask.shape[1:3] == (1, 1))
         short = length < SHORT_ROWS and not rows_invariant()  # shared blocks: a row's result moves with its mates
         if padding_only and (short or length % ATTENTION_BLOCK > ATTENTION_BLOCK // 2):

@@ -5,8 +5,8 @@ Precisions (one option everywhere: `precision=` in `encode`/`predict`, `--precis
 - `fp32` (reference precision): matches sentence-transformers; a vector moves by ~1e-7 with padding (kernel
   summation order), so `batch_invariant=True` (what the service uses) pads each text to a width of its own.
 - `bf16`: bfloat16 weights (a cached copy) under autocast; matrix products run on AMX (recent Intel Xeon) or
-  tensor cores (GPU). On a CPU with bf16 units the copy's linear layers run through oneDNN with packed weights
-  and the GELU and residual adds fused in (`mtsent.fused`).
+  tensor cores (GPU). On a CPU with bf16 units the copy's layers are fused (`mtsent.fused`: oneDNN products on
+  packed weights with the GELU and residual adds inside, flat BERT-family layers, attention on 32-key tiles).
 - `int8`: dynamic int8 quantisation of most Linear layers (CPU only), smoothed with the model's calibration
   statistics when it has them (`mtsent.quantization`); for CPUs without bf16 units.
 - `auto` (the default in the library and the CLI; the service defaults to `fp32`): `bf16` where the hardware
@@ -118,8 +118,8 @@ def _converted(module: nn.Module, precision: str) -> nn.Module:
     """A copy of the module with weights stored for `precision`; tokenizers and configs are shared, not copied.
 
     bf16: every weight in bfloat16, run under autocast (which keeps the float32 pooling and heads working); this
-    saves autocast's cast of each weight on every call; on a CPU with bf16 units, linear layers become fused
-    oneDNN ones. int8: `quantization.quantize_int8` (dynamic int8, smoothed where the model carries calibration
+    saves autocast's cast of each weight on every call; on a CPU with bf16 units, its layers become
+    `mtsent.fused`'s. int8: `quantization.quantize_int8` (dynamic int8, smoothed where the model carries calibration
     statistics).
     """
     shared = {
