@@ -11,9 +11,11 @@ from torch import nn
 
 from mtsent.fused import (
     FusedLinear,
+    _attention_widths,
     _blocked_attention,
     _FusedLayer,
     _FusedResidualOutput,
+    _padded_attention,
     fuse_linear_layers,
     fusion_available,
 )
@@ -168,6 +170,62 @@ def test_blocked_attention_is_each_texts_own_attention(batch: int, length: int, 
         q, k, v = (x[i, :n].view(n, heads, size).transpose(0, 1) for x in (query, key, value))
         want = nn.functional.scaled_dot_product_attention(q, k, v, scale=size**-0.5).transpose(0, 1).reshape(n, -1)
         torch.testing.assert_close(got[i, :n], want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("length", "widths"),
+    [
+        (16, (16, 16)), (20, (20, 20)), (21, (21, 32)), (33, (33, 33)), (36, (36, 36)), (37, (37, 48)), (47, (47, 48)),
+        (48, (48, 48)), (50, (64, 64)), (63, (64, 64)), (66, (66, 66)), (67, (67, 80)), (97, (97, 97)), (98, (98, 112)),
+    ],
+)
+def test_attention_runs_on_whole_key_tiles_with_amx(monkeypatch, length: int, widths: tuple[int, int]) -> None:
+    import mtsent.fused
+
+    monkeypatch.setattr(mtsent.fused, "tiled_attention", lambda: True)
+    assert _attention_widths(length) == widths
+    monkeypatch.setattr(mtsent.fused, "tiled_attention", lambda: False)  # shapes measured on AMX only
+    assert _attention_widths(length) == (length, length)
+
+
+@pytest.mark.parametrize("length", [21, 37, 40, 50, 63, 67])
+@pytest.mark.parametrize("padded", [False, True])
+def test_padded_attention_is_each_texts_own_attention(monkeypatch, length: int, padded: bool) -> None:
+    """Keys (and at some widths queries) padded to whole tiles: every real token's context is what attention
+    over its own text gives (float32, so exactly up to summation order)."""
+    import mtsent.fused
+
+    monkeypatch.setattr(mtsent.fused, "tiled_attention", lambda: True)
+    assert _attention_widths(length) != (length, length)
+    batch, heads, size = 5, 2, 4
+    generator = torch.Generator().manual_seed(length)
+    query, key, value = (torch.randn(batch, length, heads * size, generator=generator) for _ in range(3))
+    lengths = torch.randint(1, length + 1, (batch,), generator=generator) if padded else torch.full((batch,), length)
+    keep = torch.arange(length)[None, :] < lengths[:, None]
+    mask = keep[:, None, None] if padded else None
+    got = _padded_attention(query, key, value, mask, heads, size**-0.5, _attention_widths(length))
+    assert got.shape == (batch, length, heads * size)
+    for i, n in enumerate(lengths.tolist()):
+        q, k, v = (x[i, :n].view(n, heads, size).transpose(0, 1) for x in (query, key, value))
+        want = nn.functional.scaled_dot_product_attention(q, k, v, scale=size**-0.5).transpose(0, 1).reshape(n, -1)
+        torch.testing.assert_close(got[i, :n], want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("length", [21, 40, 55])
+def test_fused_layers_match_on_padded_tiles(monkeypatch, length: int) -> None:
+    import mtsent.fused
+
+    monkeypatch.setattr(mtsent.fused, "tiled_attention", lambda: True)
+    plain = _bert()
+    fused = fuse_linear_layers(copy.deepcopy(plain))
+    ids = torch.randint(1, 100, (4, length), generator=torch.Generator().manual_seed(length))
+    mask = torch.ones_like(ids)
+    mask[1, length // 2 :] = 0
+    keep = mask.bool()
+    for m in (mask, None):
+        got, want = _outputs(fused, ids, m), _outputs(plain, ids, m)
+        rows = keep if m is not None else torch.ones_like(keep)
+        torch.testing.assert_close(got[rows], want[rows], atol=0.05, rtol=0.02)
 
 
 def test_batch_invariant_passes_never_share_attention_blocks(monkeypatch) -> None:

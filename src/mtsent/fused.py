@@ -11,8 +11,9 @@ A BERT-family encoder layer gets one flat forward (`_FusedLayer`): the same oper
 without the calls through five nested modules, the attention-interface lookup and the keyword plumbing that
 transformers runs around them on every call, and with the padding mask given to attention as one row per text
 ([B, 1, 1, S]) instead of one per token ([B, 1, S, S]); a layer is replaced only after a trial run has shown it
-computes what the original does. Its attention runs on whole 32-key tiles (`_blocked_attention`): short texts
-share a tile, ragged batches are padded to whole tiles.
+computes what the original does. On AMX its attention runs on the shapes torch's kernel is fast on: short texts
+share 32-token blocks (`_blocked_attention`), other batches get keys padded to whole 16-key tiles
+(`_padded_attention`).
 
 `fuse_linear_layers` rewrites a bf16 copy in place; the weights and results stay those of bf16 (a product
 rounds once to bf16 where it rounded twice, so outputs move in their last bits). It is used by `precision`'s
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from functools import cache
 
 import torch
 from torch import Tensor, nn
@@ -124,7 +126,7 @@ class _FusedLayer(nn.Module):
         self.scaling = attention.scaling
 
     def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None, *args, **kwargs) -> Tensor:
-        batch, length = hidden_states.shape[:2]
+        length = hidden_states.shape[1]
         attention = self.attention.self
         projections = [attention.query(hidden_states), attention.key(hidden_states), attention.value(hidden_states)]
         mask = attention_mask
@@ -133,15 +135,14 @@ class _FusedLayer(nn.Module):
             # its first row, broadcast over the queries (a view, not a reduction per layer)
             mask = mask[:, :, :1]
         padding_only = mask is None or (mask.dtype == torch.bool and mask.shape[1:3] == (1, 1))
-        short = length < SHORT_ROWS and not rows_invariant()  # shared blocks: a row's result moves with its mates
-        if padding_only and (short or length % ATTENTION_BLOCK > ATTENTION_BLOCK // 2):
+        # shared blocks: a row's result moves with its mates, so never inside batch-invariant passes
+        short = length < SHORT_ROWS and tiled_attention() and not rows_invariant()
+        if padding_only and short:
             keep = None if mask is None else mask[:, 0, 0]
             context = _blocked_attention(*projections, keep, self.heads, self.scaling)
         else:
-            shape = (batch, length, self.heads, self.head_size)
-            query, key, value = (p.view(shape).transpose(1, 2) for p in projections)
-            context = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=self.scaling)
-            context = context.transpose(1, 2).reshape(batch, length, self.heads * self.head_size)
+            widths = _attention_widths(length) if padding_only else None
+            context = _padded_attention(*projections, mask, self.heads, self.scaling, widths)
         hidden = self.attention.output(context, hidden_states)
         return self.output(self.intermediate.dense(hidden), hidden)
 
@@ -149,34 +150,88 @@ class _FusedLayer(nn.Module):
 SHORT_ROWS = 16
 """Batches narrower than this many tokens share `_blocked_attention`'s blocks between texts."""
 ATTENTION_BLOCK = 32
-"""Keys per tile of torch's CPU attention kernel, and tokens per shared block."""
+"""Tokens per block that short texts share in `_blocked_attention`."""
+KEY_TILE = 16
+"""Keys per tile on the fast path of torch's CPU attention kernel with AMX."""
+KEY_SLACK = 4
+"""Ragged keys (past the last whole 32-key tile, counted once per 32-query block) that cost less than padding."""
+NARROWEST_PADDED = 21
+"""Narrower batches (16-20 tokens) cost less as they are than with keys padded to a whole 32-key tile."""
+PADDED_QUERIES = range(49, 64)
+"""Batch widths at which padding the queries too (to 64) costs less than padding only the keys."""
+
+
+@cache
+def tiled_attention() -> bool:
+    """Whether attention is shaped for torch's AMX attention kernel here (`_attention_widths`, `_blocked_attention`):
+    the shapes were measured on AMX; elsewhere attention runs on the batch as it comes."""
+    return bool(torch.cpu._is_amx_tile_supported())
+
+
+def _attention_widths(length: int) -> tuple[int, int]:
+    """(queries, keys) that attention over a batch `length` tokens wide runs on.
+
+    torch's CPU kernel on AMX runs a key count that is a whole number of 16-key tiles on its fast path and any
+    other far slower: per text and head, 47 keys cost 1.8 times 48, 63 keys 2.3 times 64
+    (`benchmarks/attention_shapes.py`). So keys are padded to whole 16-key tiles, unless the keys past the last
+    whole 32-key tile, counted once per 32-query block, are at most `KEY_SLACK` (33-36 keys cost less left as they
+    are than padded to 48, 65-66 than padded to 80) or the batch is narrower than `NARROWEST_PADDED`; at widths in
+    `PADDED_QUERIES` the queries are padded too. Widths under `SHORT_ROWS` share blocks instead
+    (`_blocked_attention`)."""
+    ragged = length % ATTENTION_BLOCK * max(1, length // ATTENTION_BLOCK)
+    if length < NARROWEST_PADDED or not tiled_attention() or ragged <= KEY_SLACK:
+        return length, length
+    keys = -(-length // KEY_TILE) * KEY_TILE
+    return (keys if length in PADDED_QUERIES else length), keys
+
+
+def _padded_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: Tensor | None,
+    heads: int,
+    scaling: float,
+    widths: tuple[int, int] | None = None,
+) -> Tensor:
+    """Attention of (B, S, H*D) projections under `mask` (None, or any mask SDPA takes), the (B, S, H*D) context
+    out; with `widths` (queries, keys), for a mask that is None or a boolean padding mask [B, 1, 1, S], run on
+    that many: padding keys are masked and padding queries dropped, so no text's context changes."""
+    batch, length, features = query.shape
+    queries, keys = widths or (length, length)
+    projections = [query, key, value]
+    if (queries, keys) != (length, length):
+        visible = query.new_ones(batch, 1, 1, length, dtype=torch.bool) if mask is None else mask
+        mask = nn.functional.pad(visible, (0, keys - length))
+        widths = (queries, keys, keys)
+        projections = [nn.functional.pad(p, (0, 0, 0, w - length)) for p, w in zip(projections, widths)]
+    query, key, value = (p.view(batch, -1, heads, features // heads).transpose(1, 2) for p in projections)
+    context = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
+    return context.transpose(1, 2).reshape(batch, queries, features)[:, :length]
 
 
 def _blocked_attention(
     query: Tensor, key: Tensor, value: Tensor, keep: Tensor | None, heads: int, scaling: float
 ) -> Tensor:
-    """Attention computed on whole 32-token blocks: (B, S, H*D) projections and a (B, S) key mask (None: no
-    padding) in, the (B, S, H*D) context out, each text's own attention up to bf16 rounding.
+    """Attention for texts under `SHORT_ROWS` tokens, computed on shared 32-token blocks: (B, S, H*D)
+    projections and a (B, S) key mask (None: no padding) in, the (B, S, H*D) context out, each text's own
+    attention up to bf16 rounding.
 
-    torch's CPU attention kernel works one (text, head) pair at a time in tiles of 32 keys, and a ragged last
-    tile costs about as much as a full one: a pair of 5 tokens as much as one of 32, a batch of 62 tokens more
-    than one of 64. Short texts (under `SHORT_ROWS` tokens) are padded to a power of two and 32 // width of them
-    share a block, with a block-diagonal mask so that a token sees the keys of its own text only; a batch whose
-    width ends more than half-way into a tile is padded to whole tiles. On 1,000 SST-2 phrases (mostly 5-15
-    tokens) attention went from 135 to 77 ms of the pass (`benchmarks/encode_profile.py`).
+    torch's CPU attention kernel works one (text, head) pair at a time and pays for a few keys about as much as
+    for a whole tile: a pair of 5 tokens costs as much as one of 32. Texts are padded to a power of two and
+    32 // width of them share a block, with a block-diagonal mask so that a token sees the keys of its own text
+    only. On 1,000 SST-2 phrases (mostly 5-15 tokens) attention went from 135 to 77 ms of the pass
+    (`benchmarks/encode_profile.py`).
     """
     batch, length, features = query.shape
-    width = 1 << (length - 1).bit_length() if length < SHORT_ROWS else -(-length // ATTENTION_BLOCK) * ATTENTION_BLOCK
-    group = max(1, ATTENTION_BLOCK // width)
+    width = 1 << (length - 1).bit_length()
+    group = ATTENTION_BLOCK // width
     rows = -(-batch // group) * group
     visible = torch.zeros(rows, width, dtype=torch.bool, device=query.device)
     visible[:batch, :length] = True if keep is None else keep
     visible[batch:, 0] = True  # the filler texts that complete the last block see one key: no empty softmax row
-    if group > 1:
-        text = torch.arange(group * width, device=query.device) // width
-        mask = (text[:, None] == text[None, :]) & visible.view(-1, 1, group * width)
-    else:
-        mask = visible[:, None, :]
+    text = torch.arange(group * width, device=query.device) // width
+    mask = (text[:, None] == text[None, :]) & visible.view(-1, 1, group * width)
 
     def blocks(x: Tensor) -> Tensor:
         x = nn.functional.pad(x, (0, 0, 0, width - length, 0, rows - batch))
