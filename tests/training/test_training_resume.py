@@ -47,14 +47,16 @@ def _kill_after_last_saved(monkeypatch, at_call: int = 1) -> list[str]:
 
 @pytest.fixture
 def resume_config(make_config):
-    def make(output, loss_weighting: str = "static", adapter: dict | None = None, moments: str = "shared"):
+    def make(
+        output, loss_weighting: str = "static", adapter: dict | None = None, moments: str = "shared", projection="none"
+    ):
         return make_config(
             run_dir=output,
             model={"adapter": adapter},
             training={"max_steps": N, "log_every": K, "loss_weighting": loss_weighting},
             evaluation={"every_steps": K},
             # dropout is on (heads and backbone): resuming must restore the torch RNG or the masks diverge
-            optim={"warmup_steps": 1, "scheduler": "linear", "moments": moments},
+            optim={"warmup_steps": 1, "scheduler": "linear", "moments": moments, "gradient_projection": projection},
             sampling={"strategy": "proportional"},  # random task choice: the sampler must replay its choices
         )
 
@@ -62,19 +64,20 @@ def resume_config(make_config):
 
 
 @pytest.mark.parametrize(
-    ("weighting", "adapter", "moments"),
+    ("weighting", "adapter", "moments", "projection"),
     [
-        ("static", None, "shared"),
-        ("uncertainty", None, "shared"),
-        ("static", {"r": 2, "dropout": 0.1}, "shared"),
-        ("static", None, "per_task"),  # every task's moments come back, not only the last task's
+        ("static", None, "shared", "none"),
+        ("uncertainty", None, "shared", "none"),
+        ("static", {"r": 2, "dropout": 0.1}, "shared", "none"),
+        ("static", None, "per_task", "none"),  # every task's moments come back, not only the last task's
+        ("static", None, "shared", "conflicting"),  # the tasks' gradient averages and projection order come back
     ],
 )
 def test_resume_is_equivalent_to_an_uninterrupted_run(
-    weighting, adapter, moments, resume_config, train, tmp_path, monkeypatch, weights_of
+    weighting, adapter, moments, projection, resume_config, train, tmp_path, monkeypatch, weights_of
 ):
-    a_cfg = resume_config(tmp_path / "a", weighting, adapter, moments)
-    b_cfg = resume_config(tmp_path / "b", weighting, adapter, moments)
+    a_cfg = resume_config(tmp_path / "a", weighting, adapter, moments, projection)
+    b_cfg = resume_config(tmp_path / "b", weighting, adapter, moments, projection)
     _, summary_a, _ = train(a_cfg)
     assert summary_a["steps"] == N
 
@@ -109,6 +112,11 @@ def test_resume_is_equivalent_to_an_uninterrupted_run(
         torch.testing.assert_close(sb[key], sa[key], rtol=0, atol=1e-6, msg=key)
     if weighting == "uncertainty":
         assert not torch.equal(sa["extra.log_vars"], torch.zeros_like(sa["extra.log_vars"]))
+    if projection != "none":
+        assert {k for k in sa if k.startswith("extra.projection.")} == {
+            f"extra.projection.{t}" for t in summary_a["gradient_projection"]
+        }
+        assert summary_b["gradient_projection"] == summary_a["gradient_projection"]
     assert _records(b_dir) == _records(tmp_path / "a")
     assert summary_b["best"] == summary_a["best"]
     assert summary_b["best_metrics"] == summary_a["best_metrics"]

@@ -95,6 +95,15 @@ class OptimConfig(_Strict):
         description="AdamW moments of the shared encoder: one set for all tasks, or one per task (each task's steps "
         "are scaled by its own gradient statistics, as in its single-task run)",
     )
+    gradient_projection: Literal["none", "conflicting"] = Field(
+        "none",
+        description="conflicting: a step's gradient on the shared encoder loses its component along any other "
+        "task's recent gradient direction it conflicts with (PCGrad with moving averages; "
+        "mtsent.training.projection)",
+    )
+    projection_momentum: float = Field(
+        0.9, ge=0, lt=1, description="momentum of each task's moving average of its shared gradients"
+    )
 
 
 class SamplingConfig(_Strict):
@@ -213,6 +222,17 @@ class TrainConfig(_Strict):
                 "optim.moments: per_task needs training.gradient_accumulation_steps: 1 (an accumulated step mixes "
                 "the batches of several tasks, so no one task's moments would be its own)"
             )
+        if self.optim.gradient_projection != "none":
+            if self.training.gradient_accumulation_steps > 1:
+                raise ValueError(
+                    "optim.gradient_projection needs training.gradient_accumulation_steps: 1 (an accumulated step "
+                    "sums several tasks' gradients, which can then no longer be told apart)"
+                )
+            if self.freezing.strategy != "none":
+                raise ValueError(
+                    f"optim.gradient_projection needs freezing.strategy: none, not {self.freezing.strategy!r} (it "
+                    "projects the gradients of a fixed set of trained encoder parameters)"
+                )
         unknown = [h for h in self.freezing.frozen_heads if h not in self.tasks]
         if unknown:
             raise ValueError(f"freezing.frozen_heads names unknown tasks {unknown}; tasks: {list(self.tasks)}")

@@ -49,6 +49,7 @@ from mtsent.training.evaluation import evaluate_task, tokenize_task
 from mtsent.training.freezing import count_parameters, set_trainable
 from mtsent.training.losses import TrainingObjective, UncertaintyWeighting
 from mtsent.training.optim import TaskMomentsAdamW, build_optimizer, build_scheduler
+from mtsent.training.projection import GradientProjection
 from mtsent.training.report import MetricsLog, eval_table, plot_run
 from mtsent.training.state import load_training_state, save_training_state, saved_step
 from mtsent.training.teachers import gold_weight, teacher_cache
@@ -289,6 +290,8 @@ class Trainer:
                 loss, weighted, distilled = self.objective(batch, name, weight)
                 if weighted.requires_grad:
                     self.accelerator.backward(weighted)
+                    if self.projection is not None:
+                        self.projection.project(name)
                 if self.task_moments is not None:
                     self.task_moments.use(name)
                 if self.accelerator.sync_gradients and cfg.optim.max_grad_norm:
@@ -371,7 +374,10 @@ class Trainer:
         if not (self.accelerator.is_main_process and self.config.output.save_last):
             return
         trainer_state = {"state": asdict(state), "streams": {n: s.state_dict() for n, s in self.streams.items()}}
-        extra = {"log_vars": self.weighting.log_vars} if self.weighting is not None else None
+        extra = {"log_vars": self.weighting.log_vars} if self.weighting is not None else {}
+        if self.projection is not None:
+            trainer_state["projection"] = self.projection.state_dict()
+            extra |= self.projection.state_tensors()
         self.model.save_pretrained(
             self.run_dir / "last",
             write_extra=lambda d: save_training_state(d, self.optimizer, self.scheduler, trainer_state, extra),
@@ -464,6 +470,11 @@ class Trainer:
         # per-task moments: train_step picks the sampled task's before each step (kept before accelerate wraps it)
         self.task_moments = self.optimizer if isinstance(self.optimizer, TaskMomentsAdamW) else None
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.total_steps)
+        # conflicting-gradient projection on the encoder's trained parameters (the heads are each one task's own)
+        self.projection = None
+        if cfg.optim.gradient_projection == "conflicting":
+            shared = [p for p in model.encoder.parameters() if p.requires_grad]
+            self.projection = GradientProjection(shared, sampled, cfg.optim.projection_momentum, tc.seed)
         self.streams = {
             n: TaskStream(
                 n,
@@ -486,6 +497,10 @@ class Trainer:
                 self.streams[n].load_state_dict(s)
             if self.weighting is not None and "log_vars" in extra_tensors:
                 self.weighting.log_vars.data.copy_(extra_tensors["log_vars"])
+            if self.projection is not None:
+                self.projection.load_state_tensors(extra_tensors)
+                if "projection" in saved:
+                    self.projection.load_state_dict(saved["projection"])
             self.out.print(f"resumed {self.run_dir} at step {state.step}")
 
         # the run directory: the validated config and the metrics log (main process only)
@@ -783,6 +798,7 @@ class Trainer:
             },
             "best_metrics": state.best_results,
             **(self._embedding_summary(state) if self.embedding_quality is not None else {}),
+            **({"gradient_projection": self.projection.counts} if self.projection is not None else {}),
             "stopped_early": state.stopped_early,
             "parameters": {"trainable_at_end": trainable, "total": total},
             "versions": {
