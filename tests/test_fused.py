@@ -237,6 +237,7 @@ def test_batch_invariant_passes_never_share_attention_blocks(monkeypatch) -> Non
     calls = []
     packed = mtsent.fused._blocked_attention
     monkeypatch.setattr(mtsent.fused, "_blocked_attention", lambda *a: calls.append(1) or packed(*a))
+    monkeypatch.setattr(mtsent.fused, "tiled_attention", lambda: True)  # the AMX shapes, whatever this CPU has
     fused = fuse_linear_layers(_bert())
     calls.clear()  # the trial runs of fusion itself
     ids = torch.randint(1, 100, (5, 9))
@@ -245,6 +246,10 @@ def test_batch_invariant_passes_never_share_attention_blocks(monkeypatch) -> Non
     assert calls == []
     _outputs(fused, ids, None)
     assert len(calls) == 2  # one per layer
+    monkeypatch.setattr(mtsent.fused, "tiled_attention", lambda: False)  # a CPU without AMX: no shared blocks
+    calls.clear()
+    _outputs(fused, ids, None)
+    assert calls == []
 
 
 def test_only_plain_gelu_is_fused() -> None:

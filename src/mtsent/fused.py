@@ -172,7 +172,7 @@ def _attention_widths(length: int) -> tuple[int, int]:
     """(queries, keys) that attention over a batch `length` tokens wide runs on.
 
     torch's CPU kernel on AMX runs a key count that is a whole number of 16-key tiles on its fast path and any
-    other far slower: per text and head, 47 keys cost 1.8 times 48, 63 keys 2.3 times 64
+    other far slower: per text and head, 47 keys cost 1.7 times 48, 63 keys 2.0 times 64
     (`benchmarks/attention_shapes.py`). So keys are padded to whole 16-key tiles, unless the keys past the last
     whole 32-key tile, counted once per 32-query block, are at most `KEY_SLACK` (33-36 keys cost less left as they
     are than padded to 48, 65-66 than padded to 80) or the batch is narrower than `NARROWEST_PADDED`; at widths in
