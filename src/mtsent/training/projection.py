@@ -36,41 +36,48 @@ class GradientProjection:
         self.tasks = list(tasks)
         self.momentum = momentum
         self.order = random.Random(seed)
-        self.averages: dict[str, Tensor] = {}
+        self.averages: dict[str, list[Tensor]] = {}  # per task, one tensor per parameter
         self.counts = {t: {"steps": 0, **{f"projected_against_{o}": 0 for o in tasks if o != t}} for t in tasks}
 
-    def _flat_gradient(self) -> Tensor:
-        return torch.cat(
-            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in self.params]
+    @staticmethod
+    def _dot(xs: Sequence[Tensor | None], ys: Sequence[Tensor]) -> Tensor:
+        return sum(
+            (torch.vdot(x.reshape(-1), y.reshape(-1)) for x, y in zip(xs, ys, strict=True) if x is not None),
+            torch.zeros(()),
         )
 
     @torch.no_grad()
     def project(self, task: str) -> None:
-        """Project the current gradient of the shared parameters (a step of `task`) in place."""
+        """Project the current gradient of the shared parameters (a step of `task`) in place.
+
+        Works parameter by parameter (no flattened copy of the gradient): a missing gradient counts as zeros and
+        stays missing."""
         if task not in self.counts:
             raise KeyError(f"no gradient average for task {task!r}; tasks: {self.tasks}")
-        gradient = self._flat_gradient()
+        grads = [p.grad for p in self.params]
+        # the task's own average follows its unprojected gradients
+        if task in self.averages:
+            for average, grad in zip(self.averages[task], grads, strict=True):
+                average.mul_(self.momentum)
+                if grad is not None:
+                    average.add_(grad, alpha=1 - self.momentum)
+        else:
+            self.averages[task] = [
+                g.detach().float().clone() if g is not None else torch.zeros_like(p)
+                for g, p in zip(grads, self.params, strict=True)
+            ]
         others = [t for t in self.tasks if t != task and t in self.averages]
         self.order.shuffle(others)
-        projected = gradient.clone() if others else gradient
+        present = [g for g in grads if g is not None]
         for other in others:
             average = self.averages[other]
-            dot = torch.dot(projected, average)
+            dot = float(self._dot(grads, average))
             if dot < 0:
-                projected.sub_(average, alpha=float(dot / torch.dot(average, average).clamp_min(1e-30)))
+                norm = max(float(self._dot(average, average)), 1e-30)
+                kept = [a for a, g in zip(average, grads, strict=True) if g is not None]
+                torch._foreach_add_(present, kept, alpha=-dot / norm)
                 self.counts[task][f"projected_against_{other}"] += 1
         self.counts[task]["steps"] += 1
-        if others:
-            offset = 0
-            for p in self.params:
-                size = p.numel()
-                if p.grad is not None:
-                    p.grad.copy_(projected[offset : offset + size].view_as(p.grad))
-                offset += size
-        if task in self.averages:  # the task's own average follows its unprojected gradients
-            self.averages[task].mul_(self.momentum).add_(gradient, alpha=1 - self.momentum)
-        else:
-            self.averages[task] = gradient
 
     def state_dict(self) -> dict:
         """The counts and the task-order generator's state (JSON-ready)."""
@@ -85,18 +92,19 @@ class GradientProjection:
                 self.counts[task].update(counts)
 
     def state_tensors(self) -> dict[str, Tensor]:
-        """The averages, named `projection.<task>`, for a checkpoint's tensors."""
-        return {f"projection.{t}": a for t, a in self.averages.items()}
+        """The averages, one flat tensor per task named `projection.<task>`, for a checkpoint's tensors."""
+        return {f"projection.{t}": torch.cat([x.reshape(-1) for x in a]) for t, a in self.averages.items()}
 
     def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
         """Restore the averages from a checkpoint's tensors (those `state_tensors()` named)."""
-        size = sum(p.numel() for p in self.params)
+        sizes = [p.numel() for p in self.params]
         for name, value in tensors.items():
             task = name.removeprefix("projection.")
             if name.startswith("projection.") and task in self.counts:
-                if value.numel() != size:
+                if value.numel() != sum(sizes):
                     raise ValueError(
                         f"checkpoint's gradient average for {task!r} has {value.numel()} values, the shared "
-                        f"parameters {size}: was it saved from another model?"
+                        f"parameters {sum(sizes)}: was it saved from another model?"
                     )
-                self.averages[task] = value.float().reshape(-1).clone()
+                parts = value.float().reshape(-1).split(sizes)
+                self.averages[task] = [x.view_as(p).clone() for x, p in zip(parts, self.params, strict=True)]
