@@ -1,12 +1,13 @@
 """What `mtsent compress` costs: a fully fine-tuned model against its compressed copies, on every dev set.
 
-    python benchmarks/compression.py runs/multitask_sts --variants 64/32,32/0 \\
+    python benchmarks/compression.py runs/multitask_sts --variants q3/2,q4/2,64/32,32/0 \\
         --output docs/results/compression.json
 
-RUN is a training run directory (its config.yaml says which tasks and dev sets; its best/ is the model). Each
-variant RANK/EMBEDDING_RANK is compressed with `SentenceEncoder.compress` (float16 storage), saved, loaded back
-(merged) and scored like the full model: each task's main dev metric in fp32 and the STS-B dev embedding
-quality. The record gives each variant's files in MB beside its scores.
+RUN is a training run directory (its config.yaml says which tasks and dev sets; its best/ is the model). A
+variant qBITS/EMBEDDING_BITS is the quantised difference from the backbone (`SentenceEncoder.compress_quantized`,
+groups of 128), RANK/EMBEDDING_RANK the low-rank adapter (`SentenceEncoder.compress`, float16 storage). Each is
+saved, loaded back as a plain model and scored like the full model: each task's main dev metric in fp32 and the
+STS-B dev embedding quality. The record gives each variant's files in MB beside its scores.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ def megabytes(directory: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="a training run directory (config.yaml and best/)")
-    parser.add_argument("--variants", default="64/32", help="comma-separated RANK/EMBEDDING_RANK (0: no embeddings)")
+    parser.add_argument(
+        "--variants",
+        default="q3/2,64/32",
+        help="comma-separated qBITS/EMBEDDING_BITS or RANK/EMBEDDING_RANK (0: no embeddings)",
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="default: $MTSENT_DATA, then ../shared/data")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
@@ -46,9 +51,12 @@ def main() -> None:
     rows = [{"variant": "full", "mb": megabytes(args.run / "best"), **scores(full, config, args.data_dir)}]
     print(rows[-1], flush=True)
     for variant in args.variants.split(","):
-        rank, embedding_rank = (int(x) for x in variant.split("/"))
         model = MultiTaskModel.from_pretrained(args.run / "best", device="cpu")
-        model.encoder.compress(rank, embedding_rank or None)
+        first, second = (int(x) for x in variant.removeprefix("q").split("/"))
+        if variant.startswith("q"):
+            model.encoder.compress_quantized(bits=first, embedding_bits=second)
+        else:
+            model.encoder.compress(first, second or None)
         with tempfile.TemporaryDirectory() as tmp:
             model.save_pretrained(Path(tmp) / "m")
             size = megabytes(Path(tmp) / "m")

@@ -191,7 +191,9 @@ def test_compress_command_writes_a_small_model_and_refuses_a_used_directory(tiny
 
     _fine_tuned(tiny_backbone, rank=2).save_pretrained(tmp_path / "full")
     runner = CliRunner()
-    result = runner.invoke(app, ["compress", str(tmp_path / "full"), str(tmp_path / "small"), "--rank", "2"])
+    result = runner.invoke(
+        app, ["compress", str(tmp_path / "full"), str(tmp_path / "small"), "--method", "low-rank", "--rank", "2"]
+    )
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "MB (was" in result.output
     config = json.loads((tmp_path / "small" / "config.json").read_text())

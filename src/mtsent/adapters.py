@@ -70,15 +70,19 @@ def merge_adapter(backbone: nn.Module) -> nn.Module:
     return backbone.merge_and_unload()
 
 
-def base_fingerprint(backbone: nn.Module, config: AdapterConfig) -> str:
+def base_fingerprint(backbone: nn.Module, config: AdapterConfig | None = None) -> str:
     """SHA-256 of the frozen pre-trained weights (names, shapes and bytes, in name order), with or without the
-    adapter attached: what trains under `config` is left out.
+    adapter attached: what trains under `config` is left out (nothing without one).
 
     An adapter only makes sense on the weights it was trained against; this is how loading tells that the
     backbone it found (a newer packaged model, another hub revision) is not the one.
     """
     digest = hashlib.sha256()
-    state = {_base_name(k): v for k, v in backbone.state_dict().items() if not is_adapter_parameter(k, config)}
+    state = {
+        _base_name(k): v
+        for k, v in backbone.state_dict().items()
+        if config is None or not is_adapter_parameter(k, config)
+    }
     for name in sorted(state):
         tensor = state[name].detach().to("cpu", torch.float32).contiguous()
         digest.update(name.encode())

@@ -579,24 +579,38 @@ def export(
 def compress(
     model_dir: Path = typer.Argument(..., help="A fully fine-tuned mtsent model directory."),
     out_dir: Path = typer.Argument(..., help="Where the compressed model goes (a new or empty directory)."),
-    rank: int = typer.Option(64, "--rank", min=1, help="Rank of each linear layer's update."),
-    embedding_rank: int = typer.Option(
-        32, "--embedding-rank", min=0, help="Rank of the word embeddings' update (0: keep the backbone's)."
+    method: str = typer.Option(
+        "quantized", "--method", help="quantized: the weights' change in a few bits; low-rank: a LoRA adapter."
     ),
-    dtype: str = typer.Option("float16", "--dtype", help="How the adapter is stored: float16 or float32."),
+    bits: int = typer.Option(3, "--bits", min=2, max=8, help="quantized: bits per value of each layer's change."),
+    embedding_bits: int = typer.Option(
+        2, "--embedding-bits", min=2, max=8, help="quantized: bits per value of the word embeddings' change."
+    ),
+    group_size: int = typer.Option(128, "--group-size", min=1, help="quantized: values sharing one scale."),
+    rank: int = typer.Option(64, "--rank", min=1, help="low-rank: rank of each linear layer's update."),
+    embedding_rank: int = typer.Option(
+        32, "--embedding-rank", min=0, help="low-rank: rank of the word embeddings' update (0: the backbone's)."
+    ),
+    dtype: str = typer.Option("float16", "--dtype", help="low-rank: how the adapter is stored, float16 or float32."),
 ) -> None:
-    """Store a fully fine-tuned model as its backbone plus a low-rank adapter (the top singular directions of each
-    weight's change): a few MB instead of the whole model, loaded as a plain model. `mtsent evaluate` the result
-    to see what the rank cost (docs/training.md, "Compressing a fine-tuned model")."""
+    """Store a fully fine-tuned model as what differs from its backbone: a few MB instead of the whole model,
+    loaded as a plain model. `quantized` (the default) keeps each weight's change in a few bits, `low-rank` its
+    top singular directions. `mtsent evaluate` the result to see what it cost (docs/training.md, "Compressing a
+    fine-tuned model")."""
     with user_errors():
         from mtsent.checkpoint import empty_target
         from mtsent.model import MultiTaskModel
 
+        if method not in ("quantized", "low-rank"):
+            raise ValueError(f"--method must be quantized or low-rank, got {method!r}")
         if dtype not in ("float16", "float32"):
             raise ValueError(f"--dtype must be float16 or float32, got {dtype!r}")
         out = empty_target(out_dir, "compressed model")
         model = MultiTaskModel.from_pretrained(model_dir, device="cpu")
-        model.encoder.compress(rank, embedding_rank or None, storage_dtype=dtype)
+        if method == "quantized":
+            model.encoder.compress_quantized(bits, embedding_bits, group_size)
+        else:
+            model.encoder.compress(rank, embedding_rank or None, storage_dtype=dtype)
         model.save_pretrained(out)
         before = sum(f.stat().st_size for f in Path(model_dir).iterdir() if f.is_file())
         after = sum(f.stat().st_size for f in out.iterdir() if f.is_file())

@@ -18,6 +18,7 @@ __all__ = [
     "POOLING_MODES",
     "AdapterConfig",
     "Decoding",
+    "DeltaConfig",
     "EncoderConfig",
     "HeadConfig",
     "HeadOptions",
@@ -101,6 +102,20 @@ class AdapterConfig(_Strict):
     )
 
 
+class DeltaConfig(_Strict):
+    """A fully fine-tuned backbone saved as its difference from the pre-trained one, quantised (mtsent.delta): each
+    weight matrix's change in `bits` bits per value (the word embeddings' in `embedding_bits`) with one float16
+    scale per `group_size` values, the vectors (biases, layer norms) whole. Loading adds it to the backbone."""
+
+    type: Literal["quantized"] = "quantized"
+    bits: int = Field(3, ge=2, le=8, description="bits per value of each weight matrix's change")
+    embedding_bits: int = Field(2, ge=2, le=8, description="bits per value of the word embeddings' change")
+    group_size: int = Field(128, gt=0, description="values that share one scale (absmax / the largest level)")
+    base_sha256: str | None = Field(
+        None, description="fingerprint of the backbone weights the difference is taken from (written when saving)"
+    )
+
+
 class EncoderConfig(_Strict):
     """The shared encoder: which backbone, how tokens become one vector, and its post-processing."""
 
@@ -113,6 +128,9 @@ class EncoderConfig(_Strict):
     normalize: bool = Field(True, description="L2-normalise sentence embeddings returned by encode()")
     max_length: int | None = Field(None, gt=2, description="sub-words per input; None = backbone's own limit")
     adapter: AdapterConfig | None = Field(None, description="train a LoRA adapter instead of the whole backbone")
+    delta: DeltaConfig | None = Field(
+        None, description="saved as a quantised difference from the backbone (`mtsent compress`); None once loaded"
+    )
 
     @field_validator("pooling", mode="before")
     @classmethod
@@ -121,6 +139,12 @@ class EncoderConfig(_Strict):
         if value not in POOLING_MODES:
             raise ValueError(f"unknown pooling {value!r}; choose one of {', '.join(POOLING_MODES)}")
         return value
+
+    @model_validator(mode="after")
+    def _one_storage(self) -> EncoderConfig:
+        if self.adapter is not None and self.delta is not None:
+            raise ValueError("an encoder is an adapter model or a quantised difference, not both (adapter, delta)")
+        return self
 
 
 class HeadOptions(_Strict):

@@ -32,7 +32,7 @@ from mtsent.batching import (
     tokenize_texts,
 )
 from mtsent.checkpoint import default_backbone_path, load_weights, locate_model, read_model_dir, write_model_dir
-from mtsent.config import DEFAULT_BACKBONE, AdapterConfig, EncoderConfig, ModelConfig, PoolingMode
+from mtsent.config import DEFAULT_BACKBONE, AdapterConfig, DeltaConfig, EncoderConfig, ModelConfig, PoolingMode
 from mtsent.inputs import check_sentences, one_or_many
 from mtsent.pooling import Pooling
 from mtsent.precision import batch_invariant_rows, eval_mode, inference_copy, precision_context
@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 ENCODER_PREFIX = "encoder."
+BACKBONE_PREFIX = ENCODER_PREFIX + "backbone."
+"""Where the backbone's weights sit in a saved model's state."""
 """Where the encoder's weights sit in a model directory's state dict (the model keeps it as `encoder`)."""
 
 
@@ -226,8 +228,8 @@ class SentenceEncoder(nn.Module):
         `tokenizer_dir` (the model directory)."""
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        adapter = config.encoder.adapter
-        if adapter is not None:  # the directory holds only the adapter: the weights under it are the backbone's
+        adapter, delta = config.encoder.adapter, config.encoder.delta
+        if adapter is not None or delta is not None:  # the directory holds what differs from the backbone's weights
             backbone = load_backbone(config.encoder.backbone)[0]
         else:
             backbone_cfg = dict(config.backbone_config)
@@ -240,8 +242,10 @@ class SentenceEncoder(nn.Module):
             tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ValueError(f"{tokenizer_dir}: the tokenizer files are missing or broken: {exc}") from exc
-        encoder_config = config.encoder.model_copy(update={"adapter": None})
+        encoder_config = config.encoder.model_copy(update={"adapter": None, "delta": None})
         encoder = cls.from_parts(encoder_config, backbone, tokenizer, device)
+        if delta is not None:
+            encoder._check_base(delta.base_sha256, f"{tokenizer_dir}: its weights were saved as a difference from")
         if adapter is not None:
             try:
                 encoder.attach_adapter(adapter)
@@ -450,16 +454,11 @@ class SentenceEncoder(nn.Module):
     def attach_adapter(self, config: AdapterConfig) -> None:
         """Train a LoRA adapter from now on instead of the backbone (mtsent.adapters); saved models then hold
         only the adapter, the pooling/projection layers and the heads."""
-        from mtsent.adapters import attach_adapter, base_fingerprint
+        from mtsent.adapters import attach_adapter
 
         if self.config.adapter is not None:
             raise ValueError("this encoder already has an adapter")
-        fingerprint = base_fingerprint(self.backbone, config)
-        if config.base_sha256 is not None and config.base_sha256 != fingerprint:
-            raise ValueError(
-                "its adapter was trained on other weights than the backbone found here (base_sha256 differs): "
-                "install the backbone it was trained on"
-            )
+        fingerprint = self._check_base(config.base_sha256, "its adapter was trained on", config)
         self.backbone = attach_adapter(self.backbone, config).to(self.device)
         self.config.adapter = config.model_copy(update={"base_sha256": fingerprint})
 
@@ -470,6 +469,64 @@ class SentenceEncoder(nn.Module):
         if self.config.adapter is not None:
             self.backbone = merge_adapter(self.backbone)
             self.config.adapter = None
+
+    def _check_base(self, recorded: str | None, what: str, adapter: AdapterConfig | None = None) -> str:
+        """The backbone's fingerprint (mtsent.adapters.base_fingerprint), checked against a `recorded` one."""
+        from mtsent.adapters import base_fingerprint
+
+        fingerprint = base_fingerprint(self.backbone, adapter)
+        if recorded is not None and recorded != fingerprint:
+            raise ValueError(
+                f"{what} other weights than the backbone found here (base_sha256 differs): install the backbone "
+                f"{self.config.backbone!r} it came from"
+            )
+        return fingerprint
+
+    @torch.no_grad()
+    def compress_quantized(self, bits: int = 3, embedding_bits: int = 2, group_size: int = 128) -> None:
+        """Keep this fully fine-tuned encoder as its difference from the pre-trained backbone, quantised
+        (mtsent.delta): each weight matrix's change rounded to `bits` bits per value (the word embeddings' to
+        `embedding_bits`) in groups of `group_size` sharing a scale; vectors are kept whole.
+
+        The weights are rounded here already, so this model computes what it will compute once saved and loaded;
+        it saves as the difference alone (a few MB) and loads as a plain model again.
+        """
+        from mtsent.adapters import base_fingerprint
+        from mtsent.delta import WORD_EMBEDDINGS, round_trip
+
+        if self.config.adapter is not None:
+            raise ValueError("this model is an adapter model: merge_adapter() first, or compress a full fine-tune")
+        config = DeltaConfig(bits=bits, embedding_bits=embedding_bits, group_size=group_size)
+        backbone = self._pretrained_backbone()
+        base = backbone.state_dict()
+        for name, value in self.backbone.state_dict().items():
+            if value.ndim >= 2 and value.is_floating_point():
+                width = embedding_bits if name == WORD_EMBEDDINGS else bits
+                rounded = round_trip(value.float().cpu() - base[name].float(), width, group_size)
+                value.copy_((base[name].float() + rounded).to(value.dtype))
+        self.config.delta = config.model_copy(update={"base_sha256": base_fingerprint(backbone)})
+
+    def expand_delta(
+        self, tensors: dict[str, Tensor], delta: DeltaConfig | None, where: str | Path
+    ) -> dict[str, Tensor]:
+        """A saved state with its quantised backbone difference (if `delta`) added to this encoder's backbone,
+        which holds the pre-trained weights (`from_config` of a difference model): the full weights to load."""
+        from mtsent.delta import expand
+
+        if delta is None:
+            return tensors
+        try:
+            return expand(tensors, self.backbone.state_dict(), delta, BACKBONE_PREFIX)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+
+    def _pretrained_backbone(self) -> nn.Module:
+        """The pre-trained backbone this encoder was fine-tuned from (read again), checked to have our shapes."""
+        backbone = load_backbone(self.config.backbone)[0]
+        base, tuned = backbone.state_dict(), self.backbone.state_dict()
+        if set(base) != set(tuned) or any(base[k].shape != v.shape for k, v in tuned.items()):
+            raise ValueError(f"the backbone {self.config.backbone!r} does not have this model's weight shapes")
+        return backbone
 
     @torch.no_grad()
     def compress(self, r: int, embedding_r: int | None = None, storage_dtype: str = "float16") -> None:
@@ -485,15 +542,14 @@ class SentenceEncoder(nn.Module):
 
         if self.config.adapter is not None:
             raise ValueError("this model already is an adapter model: compress a fully fine-tuned one")
+        self.config.delta = None
         linear = min(min(m.weight.shape) for m in self.backbone.modules() if isinstance(m, nn.Linear))
         embedding = min(self.backbone.get_input_embeddings().weight.shape)
         for name, rank, limit in (("rank", r, linear), ("embedding rank", embedding_r or 0, embedding)):
             if rank > limit:
                 raise ValueError(f"{name} {rank} is more than the backbone's smallest matrix allows ({limit})")
+        base = self._pretrained_backbone().state_dict()
         tuned = {k: v.detach().clone() for k, v in self.backbone.state_dict().items()}
-        base = load_backbone(self.config.backbone)[0].state_dict()
-        if set(base) != set(tuned) or any(base[k].shape != v.shape for k, v in tuned.items()):
-            raise ValueError(f"the backbone {self.config.backbone!r} does not have this model's weight shapes")
         self.backbone.load_state_dict(base)
         config = AdapterConfig(
             r=r, alpha=float(r), dropout=0.0, embedding_r=embedding_r, origin="compressed", storage_dtype=storage_dtype
@@ -520,8 +576,13 @@ class SentenceEncoder(nn.Module):
 
     def checkpoint_tensors(self, state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
         """What a checkpoint keeps of `state` (holding this encoder's keys under `prefix`): all of it, or with an
-        adapter all but the frozen backbone, the adapter's matrices in its `storage_dtype`."""
-        adapter = self.config.adapter
+        adapter all but the frozen backbone, the adapter's matrices in its `storage_dtype`; with a quantised
+        difference (`compress_quantized`) the backbone's matrices as their difference from the pre-trained ones."""
+        adapter, delta = self.config.adapter, self.config.delta
+        if delta is not None:
+            from mtsent.delta import quantized_state
+
+            return quantized_state(state, self._pretrained_backbone().state_dict(), delta, prefix + "backbone.")
         if adapter is None:
             return state
         frozen = {prefix + k for k in self.frozen_base_keys()}
@@ -547,6 +608,7 @@ class SentenceEncoder(nn.Module):
             return cls(str(path), device=device)
         config, tensors = read_model_dir(where)
         encoder = cls.from_config(config, where, device="cpu")
+        tensors = encoder.expand_delta(tensors, config.encoder.delta, where)
         state = {k[len(ENCODER_PREFIX) :]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
         encoder = load_weights(encoder, state, where, device, from_base=encoder.frozen_base_keys())
         encoder.int8_calibration = load_calibration(where)

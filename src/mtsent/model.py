@@ -266,6 +266,7 @@ class MultiTaskModel(nn.Module):
             return cls(SentenceEncoder.from_pretrained(path, device=device), [])
         config, tensors = read_model_dir(where)
         model = cls(SentenceEncoder.from_config(config, where, device="cpu"), config.tasks)
+        tensors = model.encoder.expand_delta(tensors, config.encoder.delta, where)
         frozen = {ENCODER_PREFIX + k for k in model.encoder.frozen_base_keys()}
         model = load_weights(model, tensors, where, device, from_base=frozen)
         model.encoder.int8_calibration = load_calibration(where)

@@ -193,6 +193,16 @@ def render_model_card(
             "above (checked against a SHA-256 recorded here) and merges the adapter into them at load.",
             "",
         ]
+    elif e.delta is not None:
+        lines += [
+            "The backbone was fine-tuned fully, then compressed (`mtsent compress`): this directory holds each "
+            f"weight matrix's change from the backbone quantised to {e.delta.bits} bits per value (the word "
+            f"embeddings' to {e.delta.embedding_bits}), one float16 scale per {e.delta.group_size} values, the "
+            "fine-tuned biases and layer norms whole, the pooling/projection layers and the heads. mtsent reads the "
+            "backbone's weights from the backbone named above (checked against a SHA-256 recorded here) and adds "
+            "the change back at load.",
+            "",
+        ]
     elif e.adapter is not None:
         targets = e.adapter.target_modules
         targets = targets if isinstance(targets, str) else ", ".join(targets)
