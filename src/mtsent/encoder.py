@@ -51,9 +51,10 @@ __all__ = [
 ]
 
 ENCODER_PREFIX = "encoder."
+"""Where the encoder's weights sit in a model directory's state dict (the model keeps it as `encoder`)."""
 BACKBONE_PREFIX = ENCODER_PREFIX + "backbone."
 """Where the backbone's weights sit in a saved model's state."""
-"""Where the encoder's weights sit in a model directory's state dict (the model keeps it as `encoder`)."""
+TOKENIZER_CONFIG = "tokenizer_config.json"
 
 
 def _transformer_dir(path: Path) -> Path:
@@ -75,6 +76,15 @@ def _default_max_length(path: Path | None, tokenizer, backbone) -> int:
             return int(st_cfg["max_seq_length"])
     limits = [getattr(backbone.config, "max_position_embeddings", 512), tokenizer.model_max_length]
     return int(min(x for x in limits if isinstance(x, int) and x > 0))
+
+
+def _vocabulary(tokenizer) -> tuple:
+    """What makes two tokenizers split text alike: class, length limit and the fast tokenizer's definition
+    without the truncation and padding that the last call left set."""
+    definition = json.loads(tokenizer.backend_tokenizer.to_str())
+    definition.pop("truncation", None)
+    definition.pop("padding", None)
+    return type(tokenizer), tokenizer.model_max_length, json.dumps(definition, sort_keys=True)
 
 
 def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> tuple[nn.Module, object, int]:
@@ -229,8 +239,11 @@ class SentenceEncoder(nn.Module):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         adapter, delta = config.encoder.adapter, config.encoder.delta
+        tokenizer = None
         if adapter is not None or delta is not None:  # the directory holds what differs from the backbone's weights
-            backbone = load_backbone(config.encoder.backbone)[0]
+            backbone, backbone_tokenizer = load_backbone(config.encoder.backbone)[:2]
+            if delta is not None and not (Path(tokenizer_dir) / TOKENIZER_CONFIG).is_file():
+                tokenizer = backbone_tokenizer  # saved without its tokenizer: the backbone's (save_tokenizer)
         else:
             backbone_cfg = dict(config.backbone_config)
             model_type = backbone_cfg.pop("model_type", None)
@@ -239,7 +252,8 @@ class SentenceEncoder(nn.Module):
             backbone = AutoModel.from_config(AutoConfig.for_model(model_type, **backbone_cfg))
             _drop_pooler(backbone)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+            if tokenizer is None:
+                tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ValueError(f"{tokenizer_dir}: the tokenizer files are missing or broken: {exc}") from exc
         encoder_config = config.encoder.model_copy(update={"adapter": None, "delta": None})
@@ -520,6 +534,15 @@ class SentenceEncoder(nn.Module):
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
 
+    def save_tokenizer(self, directory: str | Path) -> None:
+        """Write the tokenizer files into a model directory; a quantised difference model (`compress_quantized`)
+        whose tokenizer is its backbone's writes none (loading takes the backbone's): 0.7 MB less for MiniLM."""
+        if self.config.delta is not None and _vocabulary(self.tokenizer) == _vocabulary(
+            load_backbone(self.config.backbone)[1]
+        ):
+            return
+        self.tokenizer.save_pretrained(directory)
+
     def _pretrained_backbone(self) -> nn.Module:
         """The pre-trained backbone this encoder was fine-tuned from (read again), checked to have our shapes."""
         backbone = load_backbone(self.config.backbone)[0]
@@ -594,7 +617,7 @@ class SentenceEncoder(nn.Module):
         """Save as an mtsent model directory with no task heads (loadable by both model classes)."""
         config = ModelConfig(encoder=self.config, backbone_config=self.backbone.config.to_dict())
         state = {ENCODER_PREFIX + k: v for k, v in self.checkpoint_tensors(self.state_dict()).items()}
-        return write_model_dir(path, config, state, self.tokenizer.save_pretrained, self.int8_calibration)
+        return write_model_dir(path, config, state, self.save_tokenizer, self.int8_calibration)
 
     @classmethod
     def from_pretrained(

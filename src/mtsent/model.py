@@ -247,7 +247,7 @@ class MultiTaskModel(nn.Module):
         """Write config.json, model.safetensors and the tokenizer files (and `write_extra`'s), atomically."""
         state = self.encoder.checkpoint_tensors(self.state_dict(), prefix=ENCODER_PREFIX)
         return write_model_dir(
-            path, self.config, state, self.encoder.tokenizer.save_pretrained, self.encoder.int8_calibration, write_extra
+            path, self.config, state, self.encoder.save_tokenizer, self.encoder.int8_calibration, write_extra
         )
 
     @classmethod

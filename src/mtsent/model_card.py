@@ -200,7 +200,7 @@ def render_model_card(
             f"embeddings' to {e.delta.embedding_bits}), one float16 scale per {e.delta.group_size} values, the "
             "fine-tuned biases and layer norms whole, the pooling/projection layers and the heads. mtsent reads the "
             "backbone's weights from the backbone named above (checked against a SHA-256 recorded here) and adds "
-            "the change back at load.",
+            "the change back at load. Dev metrics shown below, if any, were measured before compression.",
             "",
         ]
     elif e.adapter is not None:
