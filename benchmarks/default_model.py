@@ -2,11 +2,12 @@
 
     python benchmarks/default_model.py          # writes docs/results/default_model_check.json
 
-The model is `MultiTaskModel.from_pretrained("default")` (src/mtsent/resources/model: the adapter merged into the
-packaged backbone at load). Each task of configs/default_model.yaml is scored on its dev split exactly as the
-trainer scored it (same reader, split seed, max_length and decoding), in the training precision (bf16, as the
-record was taken) and in fp32; the embedding quality is the trainer's STS-B dev evaluator. The record is
-docs/results/default_model/summary.json, the best checkpoint's metrics, which is what ships.
+The model is `MultiTaskModel.from_pretrained("default")` (src/mtsent/resources/model: its quantised difference
+added to the packaged backbone at load). Each task of configs/default_model.yaml is scored on its dev split exactly
+as the trainer scored it (same reader, split seed, max_length and decoding), in the training precision (bf16, as
+the record was taken) and in fp32; the embedding quality is the trainer's STS-B dev evaluator. The record is
+docs/results/default_model/summary.json, the best checkpoint's metrics, which is what ships, compressed (and
+decoded as the config says, which the record may not have been).
 """
 
 from __future__ import annotations

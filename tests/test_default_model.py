@@ -13,7 +13,7 @@ from mtsent.checkpoint import DEFAULT_MODEL_DIR, default_model_path
 from mtsent.cli import app
 from mtsent.model import MultiTaskModel
 
-BUDGET_BYTES = 8 * 1024 * 1024
+BUDGET_BYTES = 8_000_000
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +25,13 @@ def test_the_shipped_files_fit_the_budget_and_hold_no_backbone():
     files = [f for f in default_model_path().iterdir() if f.is_file()]
     assert sum(f.stat().st_size for f in files) <= BUDGET_BYTES
     config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text(encoding="utf-8"))
-    assert config["encoder"]["backbone"] == "default" and config["encoder"]["adapter"]["base_sha256"]
+    assert config["encoder"]["backbone"] == "default" and config["encoder"]["delta"]["base_sha256"]
     assert "base_model" in (DEFAULT_MODEL_DIR / "README.md").read_text(encoding="utf-8")
 
 
 def test_it_has_the_three_tasks_and_similarity(shipped):
     assert set(shipped.tasks) >= {"ner", "sentiment", "topic"}
-    assert shipped.encoder.config.adapter is None  # merged at load
+    assert shipped.encoder.config.delta is None  # added to the backbone at load: a plain model
     assert set(shipped.tasks["ner"].labels) == {f"{p}-{t}" for p in "BI" for t in ("PER", "ORG", "LOC", "MISC")} | {
         "O"
     }

@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "mtsent.pooling",
         "mtsent.adapters",
+        "mtsent.delta",
         "mtsent.heads",
         "mtsent.precision",
         "mtsent.fused",
