@@ -187,3 +187,15 @@ def test_a_tokenizer_other_than_the_backbones_is_saved_with_the_difference(tiny_
     assert (tmp_path / "small" / "tokenizer_config.json").is_file()
     loaded = MultiTaskModel.from_pretrained(tmp_path / "small", device="cpu")
     assert loaded.encoder.tokenizer.model_max_length == 64
+
+
+def test_an_encoder_saved_alone_comes_back_from_its_difference(tiny_backbone, tmp_path):
+    from mtsent.encoder import SentenceEncoder
+
+    encoder = _fine_tuned(tiny_backbone).encoder
+    encoder.compress_quantized(bits=4)
+    expected = encoder.encode(TEXTS, precision="fp32")
+    encoder.save_pretrained(tmp_path / "enc")
+    loaded = SentenceEncoder.from_pretrained(tmp_path / "enc", device="cpu")
+    assert loaded.config.delta is None
+    np.testing.assert_array_equal(loaded.encode(TEXTS, precision="fp32"), expected)
