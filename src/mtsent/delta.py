@@ -5,7 +5,7 @@ weight's directions (a low-rank cut of it, `SentenceEncoder.compress`, loses far
 rounding. Each weight matrix's change is split into groups of `group_size` values that share one float16 scale
 (the group's largest magnitude over the largest level) and each value is kept as one of 2^bits - 1 levels around
 zero, packed `bits` to a value; vectors (biases, layer norms) are kept whole. With 3 bits for the layers and 2 for
-the word embeddings a MiniLM-L6 fine-tune with three heads takes 7.6 MB instead of 86 MiB (docs/training.md).
+the word embeddings a MiniLM-L6 fine-tune with four heads takes 7.6 MB instead of 86 MiB (docs/training.md).
 Loading rebuilds the backbone named in the config, checks that its weights are the ones the difference was taken
 from (a SHA-256 recorded at save time) and adds the difference back: a loaded model is a plain, fully fine-tuned
 one.
