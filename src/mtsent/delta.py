@@ -18,7 +18,17 @@ import torch
 
 from mtsent.config import DeltaConfig
 
-__all__ = ["CODES", "SCALES", "WORD_EMBEDDINGS", "dequantize", "expand", "quantize", "quantized_state", "round_trip"]
+__all__ = [
+    "CODES",
+    "SCALES",
+    "WORD_EMBEDDINGS",
+    "dequantize",
+    "expand",
+    "quantize",
+    "quantized_state",
+    "round_trip",
+    "rounded_state",
+]
 
 CODES = ".delta_codes"
 """Key suffix of a weight's packed levels in a saved state (after the weight's own key)."""
@@ -54,6 +64,21 @@ def round_trip(delta: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
     return dequantize(codes, scales, bits, group_size, delta.shape)
 
 
+def rounded_state(
+    state: dict[str, torch.Tensor], base: dict[str, torch.Tensor], config: DeltaConfig
+) -> dict[str, torch.Tensor]:
+    """The backbone matrices of `state` as they come back from a quantised save: `base` plus the rounded
+    difference (what `SentenceEncoder.compress_quantized` puts in place so that memory and disk agree)."""
+    return {
+        name: (
+            base[name].float()
+            + round_trip(value.float().cpu() - base[name].float(), _bits(name, config), config.group_size)
+        ).to(value.dtype)
+        for name, value in state.items()
+        if _is_difference(name, value, base)
+    }
+
+
 def quantized_state(
     state: dict[str, torch.Tensor], base: dict[str, torch.Tensor], config: DeltaConfig, prefix: str = ""
 ) -> dict[str, torch.Tensor]:
@@ -61,13 +86,12 @@ def quantized_state(
     kept as they are): every backbone matrix as its quantised difference from `base`, its vectors whole."""
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        name = key[len(prefix) :] if key.startswith(prefix) else None
-        if name is None or name not in base or value.ndim < 2 or not value.is_floating_point():
+        name = key[len(prefix) :] if key.startswith(prefix) else ""
+        if not _is_difference(name, value, base):
             out[key] = value
             continue
-        bits = config.embedding_bits if name == WORD_EMBEDDINGS else config.bits
-        codes, scales = quantize(value.float().cpu() - base[name].float(), bits, config.group_size)
-        out[key + CODES], out[key + SCALES] = codes, scales
+        delta = value.float().cpu() - base[name].float()
+        out[key + CODES], out[key + SCALES] = quantize(delta, _bits(name, config), config.group_size)
     return out
 
 
@@ -85,13 +109,22 @@ def expand(
         if key + SCALES not in tensors:
             raise ValueError(f"{key}: the difference's scales ({key + SCALES}) are missing")
         weight = base[name]
-        bits = config.embedding_bits if name == WORD_EMBEDDINGS else config.bits
+        bits = _bits(name, config)
         expected = -(-weight.numel() // config.group_size)
         codes, scales = tensors[key + CODES], tensors[key + SCALES]
         if scales.numel() != expected or codes.numel() != -(-expected * config.group_size * bits // 8):
             raise ValueError(f"{key}: the stored difference does not fit the backbone's {tuple(weight.shape)} weight")
         out[key] = (weight.float() + dequantize(codes, scales, bits, config.group_size, weight.shape)).to(weight.dtype)
     return out
+
+
+def _is_difference(name: str, value: torch.Tensor, base: dict[str, torch.Tensor]) -> bool:
+    """Whether a backbone tensor is saved as a quantised difference: its matrices; vectors are kept whole."""
+    return name in base and value.ndim >= 2 and value.is_floating_point()
+
+
+def _bits(name: str, config: DeltaConfig) -> int:
+    return config.embedding_bits if name == WORD_EMBEDDINGS else config.bits
 
 
 def _grouped(values: torch.Tensor, group_size: int) -> torch.Tensor:

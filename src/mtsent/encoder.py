@@ -506,18 +506,15 @@ class SentenceEncoder(nn.Module):
         it saves as the difference alone (a few MB) and loads as a plain model again.
         """
         from mtsent.adapters import base_fingerprint
-        from mtsent.delta import WORD_EMBEDDINGS, round_trip
+        from mtsent.delta import rounded_state
 
         if self.config.adapter is not None:
             raise ValueError("this model is an adapter model: merge_adapter() first, or compress a full fine-tune")
         config = DeltaConfig(bits=bits, embedding_bits=embedding_bits, group_size=group_size)
         backbone = self._pretrained_backbone()
-        base = backbone.state_dict()
-        for name, value in self.backbone.state_dict().items():
-            if value.ndim >= 2 and value.is_floating_point():
-                width = embedding_bits if name == WORD_EMBEDDINGS else bits
-                rounded = round_trip(value.float().cpu() - base[name].float(), width, group_size)
-                value.copy_((base[name].float() + rounded).to(value.dtype))
+        self.backbone.load_state_dict(
+            rounded_state(self.backbone.state_dict(), backbone.state_dict(), config), strict=False
+        )
         self.config.delta = config.model_copy(update={"base_sha256": base_fingerprint(backbone)})
 
     def expand_delta(
