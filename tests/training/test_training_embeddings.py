@@ -105,7 +105,7 @@ def test_distillation_limited_to_some_tasks_leaves_the_others_batches_alone(make
         batch = trainer.collators[name](features)
         if name in trainer.distillation.cache:
             batch["teacher_embeddings"] = trainer.distillation.targets(name, range(4))
-        loss, weighted, distilled = trainer.objective(batch, name)
+        loss, weighted, distilled, _ = trainer.objective(batch, name)
         assert (distilled is None) == (name == "sentiment")
         if distilled is None:
             assert torch.equal(weighted, loss)  # static weight 1, nothing added

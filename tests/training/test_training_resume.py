@@ -48,7 +48,12 @@ def _kill_after_last_saved(monkeypatch, at_call: int = 1) -> list[str]:
 @pytest.fixture
 def resume_config(make_config):
     def make(
-        output, loss_weighting: str = "static", adapter: dict | None = None, moments: str = "shared", projection="none"
+        output,
+        loss_weighting: str = "static",
+        adapter: dict | None = None,
+        moments: str = "shared",
+        projection="none",
+        ema: float | None = None,
     ):
         return make_config(
             run_dir=output,
@@ -56,7 +61,13 @@ def resume_config(make_config):
             training={"max_steps": N, "log_every": K, "loss_weighting": loss_weighting},
             evaluation={"every_steps": K},
             # dropout is on (heads and backbone): resuming must restore the torch RNG or the masks diverge
-            optim={"warmup_steps": 1, "scheduler": "linear", "moments": moments, "gradient_projection": projection},
+            optim={
+                "warmup_steps": 1,
+                "scheduler": "linear",
+                "moments": moments,
+                "gradient_projection": projection,
+                "ema_decay": ema,
+            },
             sampling={"strategy": "proportional"},  # random task choice: the sampler must replay its choices
         )
 
@@ -64,20 +75,21 @@ def resume_config(make_config):
 
 
 @pytest.mark.parametrize(
-    ("weighting", "adapter", "moments", "projection"),
+    ("weighting", "adapter", "moments", "projection", "ema"),
     [
-        ("static", None, "shared", "none"),
-        ("uncertainty", None, "shared", "none"),
-        ("static", {"r": 2, "dropout": 0.1}, "shared", "none"),
-        ("static", None, "per_task", "none"),  # every task's moments come back, not only the last task's
-        ("static", None, "shared", "conflicting"),  # the tasks' gradient averages and projection order come back
+        ("static", None, "shared", "none", None),
+        ("uncertainty", None, "shared", "none", None),
+        ("static", {"r": 2, "dropout": 0.1}, "shared", "none", None),
+        ("static", None, "per_task", "none", None),  # every task's moments come back, not only the last task's
+        ("static", None, "shared", "conflicting", None),  # the tasks' gradient averages and projection order
+        ("static", None, "shared", "none", 0.8),  # `last` holds the average: the training weights come back too
     ],
 )
 def test_resume_is_equivalent_to_an_uninterrupted_run(
-    weighting, adapter, moments, projection, resume_config, train, tmp_path, monkeypatch, weights_of
+    weighting, adapter, moments, projection, ema, resume_config, train, tmp_path, monkeypatch, weights_of
 ):
-    a_cfg = resume_config(tmp_path / "a", weighting, adapter, moments, projection)
-    b_cfg = resume_config(tmp_path / "b", weighting, adapter, moments, projection)
+    a_cfg = resume_config(tmp_path / "a", weighting, adapter, moments, projection, ema)
+    b_cfg = resume_config(tmp_path / "b", weighting, adapter, moments, projection, ema)
     _, summary_a, _ = train(a_cfg)
     assert summary_a["steps"] == N
 

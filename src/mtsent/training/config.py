@@ -104,6 +104,13 @@ class OptimConfig(_Strict):
     projection_momentum: float = Field(
         0.9, ge=0, lt=1, description="momentum of each task's moving average of its shared gradients"
     )
+    ema_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="keep an exponential moving average of the weights with this decay per step; evaluation, "
+        "`best` and `last` use the average (mtsent.training.averaging)",
+    )
 
 
 class SamplingConfig(_Strict):
@@ -145,6 +152,12 @@ class DistillationConfig(_Strict):
     )
     gold_weight_end: float = Field(
         1.0, gt=0, le=1, description="the gold label's share of a distilled task's target at the last step"
+    )
+    cross_task_weight: float = Field(
+        0.0,
+        ge=0,
+        description="each task with a teacher also learns the teacher's outputs on the other single-text tasks' "
+        "batches, at this weight (no gold label to anneal to); 0 = off",
     )
 
 
@@ -212,6 +225,8 @@ class TrainConfig(_Strict):
                 )
         if self.distillation.embedding_tasks == []:
             raise ValueError("distillation.embedding_tasks is empty: name at least one task, or leave it out for all")
+        if self.distillation.cross_task_weight > 0 and not self.distillation.teachers:
+            raise ValueError("distillation.cross_task_weight needs distillation.teachers: no teacher, no targets")
         if self.model.adapter is not None and self.init_from is not None:
             raise ValueError(
                 "model.adapter trains a LoRA adapter on the pre-trained backbone (model.backbone); it cannot start "

@@ -3,10 +3,13 @@
 Static weighting multiplies each task's loss by its configured weight. Uncertainty weighting (Kendall, Gal
 and Cipolla, 2018) learns one log-variance s_t per task and minimises exp(-s_t) * L_t + s_t / 2, so noisy or
 hard tasks are down-weighted automatically; the s_t train with the heads' learning rate. Embedding distillation
-(`mtsent.training.distillation`) adds its own weighted term to the batches of the tasks it covers.
+(`mtsent.training.distillation`) adds its own weighted term to the batches of the tasks it covers, and
+cross-task targets (`mtsent.training.teachers`) one for the other tasks' heads on a batch that carries them.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -15,7 +18,21 @@ from mtsent.model import MultiTaskModel
 from mtsent.precision import precision_context
 from mtsent.training.distillation import EmbeddingDistillation
 
-__all__ = ["TrainingObjective", "UncertaintyWeighting"]
+__all__ = ["FOREIGN_LABELS", "FOREIGN_PROBS", "StepLosses", "TrainingObjective", "UncertaintyWeighting"]
+
+FOREIGN_LABELS, FOREIGN_PROBS = "foreign_labels.", "foreign_probs."
+"""Batch keys of another task's cross-task targets: `foreign_labels.<task>` and `foreign_probs.<task>`."""
+
+
+class StepLosses(NamedTuple):
+    """One batch's losses: the task's own, the total to back-propagate, and the optional extra terms."""
+
+    loss: Tensor
+    weighted: Tensor
+    embedding: Tensor | None = None
+    """Embedding distillation (`distillation.embedding_weight`), unweighted."""
+    cross_task: Tensor | None = None
+    """The other tasks' heads against their teachers on this batch (`distillation.cross_task_weight`), unweighted."""
 
 
 class UncertaintyWeighting(nn.Module):
@@ -49,23 +66,26 @@ class TrainingObjective(nn.Module):
         class_weights: dict[str, Tensor | None],
         weighting: UncertaintyWeighting | None = None,
         distillation: EmbeddingDistillation | None = None,
+        cross_task_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.model, self.weighting, self.distillation = model, weighting, distillation
         self.precision, self.loss_weights, self.class_weights = precision, loss_weights, class_weights
+        self.cross_task_weight = cross_task_weight
 
-    def forward(
-        self, batch: dict[str, Tensor], task: str, gold_weight: float = 1.0
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """(the task's loss, the loss to back-propagate, the distillation loss or None); the forward pass runs
-        under the training precision. A batch with `teacher_embeddings` (a batch of a task that
-        `distillation.embedding_tasks` covers) adds the embedding-distillation term.
+    def forward(self, batch: dict[str, Tensor], task: str, gold_weight: float = 1.0) -> StepLosses:
+        """The batch's losses; the forward pass runs under the training precision. A batch with
+        `teacher_embeddings` (a batch of a task that `distillation.embedding_tasks` covers) adds the
+        embedding-distillation term.
 
         A batch with `teacher_probs` (a task with a teacher) is trained on gold_weight x gold + (1 - gold_weight)
-        x teacher through its type's `distillation_loss`; class weights apply to the gold-only loss.
+        x teacher through its type's `distillation_loss`; class weights apply to the gold-only loss. A batch with
+        `foreign_labels.<other>` / `foreign_probs.<other>` also runs `other`'s head and adds its loss against its
+        teacher on these texts.
         """
+        others = [key.removeprefix(FOREIGN_LABELS) for key in batch if key.startswith(FOREIGN_LABELS)]
         with precision_context(self.model.device, self.precision):
-            out = self.model(batch["input_ids"], batch["attention_mask"], tasks=[task])
+            out = self.model(batch["input_ids"], batch["attention_mask"], tasks=[task, *others])
         task_type, logits = self.model.task_types[task], out.logits[task]
         if "teacher_probs" in batch:
             loss = task_type.distillation_loss(logits, batch["labels"], batch["teacher_probs"], gold_weight)
@@ -76,4 +96,12 @@ class TrainingObjective(nn.Module):
         if "teacher_embeddings" in batch:
             distilled = self.distillation.loss(out.sentence_embedding, batch["teacher_embeddings"])
             weighted = weighted + self.distillation.config.embedding_weight * distilled
-        return loss, weighted, distilled
+        cross = None
+        for other in others:
+            other_loss = self.model.task_types[other].distillation_loss(
+                out.logits[other], batch[FOREIGN_LABELS + other], batch[FOREIGN_PROBS + other], 0.0
+            )
+            cross = other_loss if cross is None else cross + other_loss
+        if cross is not None:
+            weighted = weighted + self.cross_task_weight * cross
+        return StepLosses(loss, weighted, distilled, cross)

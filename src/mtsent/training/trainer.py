@@ -42,17 +42,18 @@ from mtsent.encoder import calibrate_directory
 from mtsent.model import MultiTaskModel
 from mtsent.precision import drop_inference_copies
 from mtsent.quantization import load_calibration, save_calibration
+from mtsent.training.averaging import WeightAverage
 from mtsent.training.config import OutputConfig, TrainConfig, load_config
 from mtsent.training.distillation import EmbeddingDistillation
 from mtsent.training.embedding_quality import METRIC, SECTION, EmbeddingQuality
 from mtsent.training.evaluation import evaluate_task, tokenize_task
 from mtsent.training.freezing import count_parameters, set_trainable
-from mtsent.training.losses import TrainingObjective, UncertaintyWeighting
+from mtsent.training.losses import FOREIGN_LABELS, FOREIGN_PROBS, TrainingObjective, UncertaintyWeighting
 from mtsent.training.optim import TaskMomentsAdamW, build_optimizer, build_scheduler
 from mtsent.training.projection import GradientProjection
 from mtsent.training.report import MetricsLog, eval_table, plot_run
 from mtsent.training.state import load_training_state, save_training_state, saved_step
-from mtsent.training.teachers import gold_weight, teacher_cache
+from mtsent.training.teachers import ForeignTargets, foreign_targets, gold_weight, teacher_cache
 
 __all__ = [
     "TaskStream",
@@ -264,7 +265,8 @@ class Trainer:
 
     def train_step(self, state: TrainState) -> list[tuple[str, float]]:
         """One optimizer step over `gradient_accumulation_steps` batches, each of the task the sampler draws;
-        returns (task, loss) of each batch, and ("distillation", loss) of each with embedding distillation."""
+        returns (task, loss) of each batch, ("distillation", loss) of each with embedding distillation and
+        ("cross_task", loss) of each with cross-task targets."""
         cfg, accum = self.config, self.config.training.gradient_accumulation_steps
         started = time.perf_counter()
         # progressive unfreezing: the layers this step trains
@@ -284,10 +286,14 @@ class Trainer:
                 batch["teacher_embeddings"] = self.distillation.targets(name, indices)
             if name in self.teacher_probs:  # a task with a teacher: the cached teacher rows of these examples
                 batch["teacher_probs"] = torch.cat([self.teacher_probs[name][i] for i in indices])
+            for other, targets in self.foreign.get(name, {}).items():  # other tasks' teachers on these texts
+                labels, probs = targets.batch(indices, batch["input_ids"].size(1))
+                batch[FOREIGN_LABELS + other], batch[FOREIGN_PROBS + other] = labels, probs
             batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
             with self.accelerator.accumulate(self.objective):
                 weight = gold_weight(state.step, self.total_steps, cfg.distillation.gold_weight_end)
-                loss, weighted, distilled = self.objective(batch, name, weight)
+                losses_of_batch = self.objective(batch, name, weight)
+                loss, weighted = losses_of_batch.loss, losses_of_batch.weighted
                 if weighted.requires_grad:
                     self.accelerator.backward(weighted)
                     if self.projection is not None:
@@ -301,11 +307,15 @@ class Trainer:
                 self.optimizer.step()
                 self.optimizer.zero_grad()
             losses.append((name, float(loss.detach())))
-            if distilled is not None:
-                losses.append(("distillation", float(distilled.detach())))
+            if losses_of_batch.embedding is not None:
+                losses.append(("distillation", float(losses_of_batch.embedding.detach())))
+            if losses_of_batch.cross_task is not None:
+                losses.append(("cross_task", float(losses_of_batch.cross_task.detach())))
             state.examples += len(indices) * self.accelerator.num_processes
-        # the learning-rate schedule counts optimizer steps
+        # the learning-rate schedule counts optimizer steps; the weight average reads each step's weights
         self.scheduler.step()
+        if self.average is not None:
+            self.average.update(self.model)
         state.step += 1
         state.train_seconds += time.perf_counter() - started
         return losses
@@ -322,17 +332,16 @@ class Trainer:
         cfg = self.config
         # dev metrics of every task that has a dev split
         started = time.perf_counter()
-        drop_inference_copies(self.model)  # fused AdamW steps bump no version counter: the cache cannot see them
+        model = self.evaluated_model
+        drop_inference_copies(model)  # fused AdamW steps bump no version counter: the cache cannot see them
         results = {
-            n: evaluate_task(
-                self.model, n, t.splits.dev, t.dev_features, cfg.evaluation.batch_size, cfg.training.precision
-            )
+            n: evaluate_task(model, n, t.splits.dev, t.dev_features, cfg.evaluation.batch_size, cfg.training.precision)
             for n, t in self.tasks.items()
             if t.dev_features
         }
         # the shared encoder's sentence embeddings (main process: it is logged, not monitored)
         if self.embedding_quality is not None and self.accelerator.is_main_process:
-            state.embedding_quality = {"step": state.step, **self.embedding_quality.evaluate(self.model.encoder)}
+            state.embedding_quality = {"step": state.step, **self.embedding_quality.evaluate(model.encoder)}
             self._log_embedding_quality(state)
         state.eval_seconds += time.perf_counter() - started
         if not results:
@@ -358,7 +367,7 @@ class Trainer:
                 if state.embedding_quality:
                     best[SECTION] = state.embedding_quality
                 best_json = json.dumps(best, indent=2)
-                self.model.save_pretrained(
+                model.save_pretrained(
                     self.run_dir / "best",
                     write_extra=lambda d: (d / "metrics.json").write_text(best_json, encoding="utf-8"),
                 )
@@ -378,10 +387,19 @@ class Trainer:
         if self.projection is not None:
             trainer_state["projection"] = self.projection.state_dict()
             extra |= self.projection.state_tensors()
-        self.model.save_pretrained(
+        if self.average is not None:  # `last` holds the average; the training weights go with the trainer state
+            trainer_state["average_updates"] = self.average.updates
+            extra |= WeightAverage.raw_tensors(self.model)
+        self.evaluated_model.save_pretrained(
             self.run_dir / "last",
             write_extra=lambda d: save_training_state(d, self.optimizer, self.scheduler, trainer_state, extra),
         )
+
+    @property
+    def evaluated_model(self) -> MultiTaskModel:
+        """The model evaluation scores and checkpoints hold: the weight average with `optim.ema_decay`, else the
+        training weights."""
+        return self.average.model if self.average is not None else self.model
 
     def _log_embedding_quality(self, state: TrainState) -> None:
         """One metrics row per value (task `embedding`: `embedding/sts_spearman` in metrics.csv) and one line out."""
@@ -439,6 +457,9 @@ class Trainer:
         self.distillation = self._distillation(tasks, accelerator.device)
         self.loss_names = [*tasks, "distillation"] if self.distillation is not None else list(tasks)
         self.teacher_probs = self._teacher_probs(model, tasks)
+        self.foreign = self._foreign_targets(model, tasks)
+        if self.foreign:
+            self.loss_names.append("cross_task")
         self.setup_seconds = time.perf_counter() - started
 
         # the schedule: number of steps, evaluation interval, and which tasks the sampler draws
@@ -501,6 +522,20 @@ class Trainer:
                 self.projection.load_state_tensors(extra_tensors)
                 if "projection" in saved:
                     self.projection.load_state_dict(saved["projection"])
+            if ("average_updates" in saved) != (cfg.optim.ema_decay is not None):
+                raise ValueError(
+                    f"cannot resume {last_dir}: it was saved {'with' if 'average_updates' in saved else 'without'} "
+                    "a weight average; resume with the optim.ema_decay it was trained with"
+                )
+        # the weight average: a copy of the model (on resume, `last` holds the average and the trainer state the
+        # training weights)
+        self.average = None
+        if cfg.optim.ema_decay is not None and cfg.freezing.strategy != "all":
+            updates = saved.get("average_updates", 0) if self.resume else 0
+            self.average = WeightAverage(model, cfg.optim.ema_decay, updates)
+            if self.resume:
+                WeightAverage.load_raw(model, extra_tensors)
+        if self.resume:
             self.out.print(f"resumed {self.run_dir} at step {state.step}")
 
         # the run directory: the validated config and the metrics log (main process only)
@@ -521,6 +556,7 @@ class Trainer:
             {n: t.class_weights for n, t in tasks.items()},
             self.weighting,
             self.distillation,
+            cfg.distillation.cross_task_weight,
         )
         if cfg.freezing.strategy == "all":
             self.objective = objective
@@ -586,6 +622,9 @@ class Trainer:
     def _finish(self, state: TrainState, total_seconds: float) -> dict:
         """The summary of the run; the main process also writes summary.json and the plots."""
         self.accelerator.wait_for_everyone()
+        if self.average is not None:  # the trained model is the one the run scored and saved
+            self.model.load_state_dict(self.average.model.state_dict())
+            drop_inference_copies(self.model)
         if self.accelerator.is_main_process:
             self._calibrate_checkpoints(state)
         summary = self._summary(state, total_seconds)
@@ -726,6 +765,26 @@ class Trainer:
             self.out.print(
                 f"task {name!r}: teacher {teacher} read its {len(cache[name])} training examples "
                 f"in {time.perf_counter() - started:.1f} s"
+            )
+        return cache
+
+    def _foreign_targets(self, model: MultiTaskModel, tasks: dict[str, _Task]) -> dict[str, dict[str, ForeignTargets]]:
+        """With `distillation.cross_task_weight`: per single-text task, what each other task's teacher says on its
+        training features (batch task -> teacher task -> targets); computed once, like the teachers' own."""
+        if self.config.distillation.cross_task_weight == 0:
+            return {}
+        single = [n for n in tasks if model.task_types[n].texts_per_example == 1]
+        cache: dict[str, dict[str, ForeignTargets]] = {}
+        for name, teacher in self.config.distillation.teachers.items():
+            started = time.perf_counter()
+            foreign = {n: tasks[n].train_features for n in single if n != name}
+            for other, targets in foreign_targets(
+                teacher, model, name, foreign, self.config.evaluation.batch_size
+            ).items():
+                cache.setdefault(other, {})[name] = targets
+            self.out.print(
+                f"task {name!r}: teacher {teacher} read the training texts of {', '.join(foreign) or 'no other task'} "
+                f"({sum(len(f) for f in foreign.values())} examples) in {time.perf_counter() - started:.1f} s"
             )
         return cache
 
