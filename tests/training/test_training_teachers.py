@@ -119,10 +119,10 @@ def test_distillation_config_checks_task_names(make_config):
 
 
 def test_cross_task_targets_are_the_other_teachers_outputs_on_each_batch(make_config, train, teachers, monkeypatch):
-    """With cross_task_weight, a sentiment batch also trains the ner head on the ner teacher's tag distribution
-    of every non-special sub-word of those texts, and a ner batch the sentiment head on the sentiment teacher's
-    class distribution of each sentence (recomputed here from the saved teachers); the term is added to the
-    back-propagated loss at its weight and logged as `cross_task`."""
+    """With cross_task_weights, a sentiment batch also trains the ner head on the ner teacher's tag distribution
+    at each word's first sub-word of those texts, and a ner batch the sentiment head on the sentiment teacher's
+    class distribution of each sentence (recomputed here from the saved teachers); each term is added to the
+    back-propagated loss at its task's weight, and their sum is logged as `cross_task`."""
     from mtsent.training import losses
 
     seen: list[tuple[str, dict, losses.StepLosses]] = []
@@ -134,41 +134,50 @@ def test_cross_task_targets_are_the_other_teachers_outputs_on_each_batch(make_co
         return result
 
     monkeypatch.setattr(losses.TrainingObjective, "forward", forward)
+    weights = {"ner": 0.5, "sentiment": 2.0}
     config = make_config(
         tasks=("sentiment", "ner"),
         training={"max_steps": 4, "log_every": 1},
-        distillation={"teachers": {n: str(p) for n, p in teachers.items()}, "cross_task_weight": 0.5},
+        distillation={"teachers": {n: str(p) for n, p in teachers.items()}, "cross_task_weights": weights},
     )
     trainer, _, text = train(config)
     assert "read the training texts of ner" in text and "read the training texts of sentiment" in text
-    special = set(trainer.model.encoder.tokenizer.all_special_ids)
+    tokenizer = trainer.model.encoder.tokenizer
     for task, batch, result in seen:
         other = "ner" if task == "sentiment" else "sentiment"
-        assert set(k for k in batch if k.startswith("foreign_")) == {
-            f"foreign_labels.{other}",
-            f"foreign_probs.{other}",
-        }
+        assert {k for k in batch if k.startswith("foreign_")} == {f"foreign_labels.{other}", f"foreign_probs.{other}"}
         teacher = MultiTaskModel.from_pretrained(teachers[other], device="cpu").eval()
         with torch.no_grad():
             logits = teacher(batch["input_ids"], batch["attention_mask"]).logits[other].float()
         labels = batch[f"foreign_labels.{other}"]
-        if other == "ner":
-            read = (batch["attention_mask"] == 1) & ~torch.isin(batch["input_ids"], torch.tensor(sorted(special)))
-            assert torch.equal(labels != IGNORE_INDEX, read)
-            expected = torch.softmax(logits[read], dim=-1)
+        if other == "ner":  # the first sub-word of every word, as the words of the decoded text
+            for row, ids in zip(labels, batch["input_ids"]):
+                read = [tokenizer.convert_ids_to_tokens(int(ids[p])) for p in (row != IGNORE_INDEX).nonzero()]
+                text_ids = [int(i) for i in ids if i not in tokenizer.all_special_ids]
+                assert len(read) == len(tokenizer.decode(text_ids).split())
+                assert not any(piece.startswith("##") for piece in read)
+            expected = torch.softmax(logits[labels != IGNORE_INDEX], dim=-1)
         else:
             assert torch.equal(labels, torch.zeros(len(batch["input_ids"]), dtype=torch.long))
             expected = torch.softmax(logits, dim=-1)
         torch.testing.assert_close(batch[f"foreign_probs.{other}"].float(), expected, atol=2e-3, rtol=0)
         assert result.cross_task is not None and result.cross_task > 0
-        extra = result.weighted - result.loss - 0.5 * result.cross_task
+        extra = result.weighted - result.loss - weights[other] * result.cross_task
         torch.testing.assert_close(extra, torch.zeros_like(extra), atol=1e-5, rtol=0)
     records = (trainer.run_dir / "metrics.jsonl").read_text(encoding="utf-8")
     assert '"task": "cross_task"' in records
 
 
-def test_cross_task_weight_needs_teachers(make_config):
+def test_cross_task_weights_need_the_tasks_teacher(make_config):
     from mtsent.training.config import load_config
 
-    with pytest.raises(ValueError, match=r"cross_task_weight needs distillation\.teachers"):
-        load_config(None, None, **make_config(distillation={"cross_task_weight": 1.0}))
+    with pytest.raises(ValueError, match=r"cross_task_weights\.ner: 'ner' has no teacher"):
+        load_config(
+            None, None, **make_config(distillation={"teachers": {"sentiment": "x"}, "cross_task_weights": {"ner": 1}})
+        )
+    with pytest.raises(ValueError, match=r"cross_task_weights\.sentiment"):
+        load_config(
+            None,
+            None,
+            **make_config(distillation={"teachers": {"sentiment": "x"}, "cross_task_weights": {"sentiment": -1}}),
+        )

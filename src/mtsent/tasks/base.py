@@ -153,10 +153,11 @@ class TaskType(ABC):
         """
         raise NotImplementedError(f"task type {self.name!r} cannot be distilled")
 
-    def foreign_labels(self, input_ids: Sequence[int], special_ids: frozenset[int]) -> list[int] | int:
-        """Where this head learns its teacher's output on another task's text (which has no labels of this task):
-        a labels row as `tokenize` lays them out, 0 at each position the loss reads and IGNORE_INDEX elsewhere.
-        Used by `distillation.cross_task_weight` (mtsent.training.teachers)."""
+    def foreign_labels(self, word_ids: Sequence[int | None]) -> list[int] | int:
+        """Where this head learns its teacher's output on another task's text (which has no labels of this task),
+        given the word of each of its sub-words (None: a special token): a labels row as `tokenize` lays them
+        out, 0 at each position the loss reads and IGNORE_INDEX elsewhere. Used by
+        `distillation.cross_task_weights` (mtsent.training.teachers)."""
         raise NotImplementedError(f"task type {self.name!r} cannot be distilled")
 
     def distillation_loss(self, logits: Tensor, labels: Tensor, teacher_probs: Tensor, gold_weight: float) -> Tensor:

@@ -82,7 +82,7 @@ class SentenceClassification(ClassificationType):
         """The teacher's class distribution of each text: one (1, labels) row."""
         return [torch.softmax(logits.float(), dim=-1).unsqueeze(0) for logits in teacher_logits]
 
-    def foreign_labels(self, input_ids: Sequence[int], special_ids: frozenset[int]) -> int:
+    def foreign_labels(self, word_ids: Sequence[int | None]) -> int:
         """The whole text: one row."""
         return 0
 

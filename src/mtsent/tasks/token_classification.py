@@ -167,9 +167,12 @@ class TokenClassification(ClassificationType):
             targets.append(torch.stack(rows) if rows else torch.zeros(0, len(self.labels)))
         return targets
 
-    def foreign_labels(self, input_ids: Sequence[int], special_ids: frozenset[int]) -> list[int]:
-        """Every sub-word but the special tokens: a text without word boundaries has no first sub-words to pick."""
-        return [IGNORE_INDEX if token in special_ids else 0 for token in input_ids]
+    def foreign_labels(self, word_ids: Sequence[int | None]) -> list[int]:
+        """Each word's first sub-word, where training labels sit (later sub-words are never trained on gold)."""
+        labels = [IGNORE_INDEX] * len(word_ids)
+        for pos, _ in first_subwords(word_ids):
+            labels[pos] = 0
+        return labels
 
     def decode_batch(self, logits: Tensor) -> list[Tensor]:
         """Each row's log-probabilities per position (float32, CPU): `score` reads them at each word's first

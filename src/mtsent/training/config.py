@@ -8,7 +8,7 @@ everywhere, and any value can be overridden from the command line with `--set se
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -153,11 +153,10 @@ class DistillationConfig(_Strict):
     gold_weight_end: float = Field(
         1.0, gt=0, le=1, description="the gold label's share of a distilled task's target at the last step"
     )
-    cross_task_weight: float = Field(
-        0.0,
-        ge=0,
-        description="each task with a teacher also learns the teacher's outputs on the other single-text tasks' "
-        "batches, at this weight (no gold label to anneal to); 0 = off",
+    cross_task_weights: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="task with a teacher -> weight: its head also learns the teacher's outputs on the other "
+        "single-text tasks' batches (no gold label to anneal to); empty = off",
     )
 
 
@@ -220,13 +219,14 @@ class TrainConfig(_Strict):
                 raise ValueError(f"distillation.teachers.{task}: a {self.tasks[task].type} task cannot be distilled")
         for task in self.distillation.embedding_tasks or []:
             if task not in self.tasks:
-                raise ValueError(
-                    f"distillation.embedding_tasks names unknown task {task!r}; tasks: {list(self.tasks)}"
-                )
+                raise ValueError(f"distillation.embedding_tasks names unknown task {task!r}; tasks: {list(self.tasks)}")
         if self.distillation.embedding_tasks == []:
             raise ValueError("distillation.embedding_tasks is empty: name at least one task, or leave it out for all")
-        if self.distillation.cross_task_weight > 0 and not self.distillation.teachers:
-            raise ValueError("distillation.cross_task_weight needs distillation.teachers: no teacher, no targets")
+        for task in self.distillation.cross_task_weights:
+            if task not in self.distillation.teachers:
+                raise ValueError(
+                    f"distillation.cross_task_weights.{task}: {task!r} has no teacher in distillation.teachers"
+                )
         if self.model.adapter is not None and self.init_from is not None:
             raise ValueError(
                 "model.adapter trains a LoRA adapter on the pre-trained backbone (model.backbone); it cannot start "

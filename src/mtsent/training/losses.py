@@ -32,7 +32,8 @@ class StepLosses(NamedTuple):
     embedding: Tensor | None = None
     """Embedding distillation (`distillation.embedding_weight`), unweighted."""
     cross_task: Tensor | None = None
-    """The other tasks' heads against their teachers on this batch (`distillation.cross_task_weight`), unweighted."""
+    """The other tasks' heads against their teachers on this batch (`distillation.cross_task_weights`), unweighted
+    and summed."""
 
 
 class UncertaintyWeighting(nn.Module):
@@ -66,12 +67,12 @@ class TrainingObjective(nn.Module):
         class_weights: dict[str, Tensor | None],
         weighting: UncertaintyWeighting | None = None,
         distillation: EmbeddingDistillation | None = None,
-        cross_task_weight: float = 0.0,
+        cross_task_weights: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.model, self.weighting, self.distillation = model, weighting, distillation
         self.precision, self.loss_weights, self.class_weights = precision, loss_weights, class_weights
-        self.cross_task_weight = cross_task_weight
+        self.cross_task_weights = cross_task_weights or {}
 
     def forward(self, batch: dict[str, Tensor], task: str, gold_weight: float = 1.0) -> StepLosses:
         """The batch's losses; the forward pass runs under the training precision. A batch with
@@ -101,7 +102,6 @@ class TrainingObjective(nn.Module):
             other_loss = self.model.task_types[other].distillation_loss(
                 out.logits[other], batch[FOREIGN_LABELS + other], batch[FOREIGN_PROBS + other], 0.0
             )
+            weighted = weighted + self.cross_task_weights[other] * other_loss
             cross = other_loss if cross is None else cross + other_loss
-        if cross is not None:
-            weighted = weighted + self.cross_task_weight * cross
         return StepLosses(loss, weighted, distilled, cross)

@@ -16,7 +16,7 @@ labelled sub-word's tag distribution), in float16: for CoNLL-2003's 14k sentence
 x 2 bytes, a few MB. float16 rather than bfloat16 because probabilities lie in [0, 1], where float16's
 10-bit mantissa is the more precise; values below its range become 0, which a cross-entropy target ignores.
 
-Cross-task targets (`distillation.cross_task_weight`): a teacher also reads the other tasks' training texts, and
+Cross-task targets (`distillation.cross_task_weights`): a teacher also reads the other tasks' training texts, and
 the student's head for its task learns those outputs on the other tasks' batches (at a constant weight: there
 is no gold label to anneal to). A task that gets few batches then has a training signal on every batch of a
 single-text task, and the shared encoder is held to what that task needs while the others train it. The
@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from mtsent.batching import IGNORE_INDEX
+from mtsent.data.examples import example_texts
 from mtsent.model import MultiTaskModel
 from mtsent.training.evaluation import task_outputs
 
@@ -134,29 +135,43 @@ class ForeignTargets:
         return labels, torch.cat([self.probs[i] for i in indices])
 
 
+def _word_ids(tokenizer: Any, examples: Sequence[Any], features: Sequence[dict[str, Any]], max_length: int) -> list:
+    """The word of each sub-word of each single-text feature: its own `word_ids`, else from tokenising its text
+    again as `tokenize` did (the sub-words must come out the same)."""
+    if all("word_ids" in f for f in features):
+        return [f["word_ids"] for f in features]
+    texts = [example_texts(e)[0] for e in examples]
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, return_token_type_ids=False)
+    for i, feature in enumerate(features):
+        if encoded["input_ids"][i] != list(feature["input_ids"]):
+            raise ValueError(f"training example {i}: tokenising its text again gave other sub-words than its features")
+    return [encoded.word_ids(i) for i in range(len(features))]
+
+
 def foreign_targets(
     teacher_dir: str | Path,
     model: MultiTaskModel,
     task: str,
-    foreign: dict[str, Sequence[dict[str, Any]]],
+    foreign: dict[str, tuple[Sequence[Any], Sequence[dict[str, Any]]]],
+    max_length: int,
     batch_size: int = 128,
 ) -> dict[str, ForeignTargets]:
-    """What the teacher of `task` says on each other task's training features (`foreign`: task -> features),
-    read from the student's own sub-words: the teacher must have the student's tokenizer (a ValueError says
-    so)."""
+    """What the teacher of `task` says on each other task's training examples (`foreign`: task -> (examples,
+    features)), read from the student's own sub-words: the teacher must have the student's tokenizer (a
+    ValueError says so)."""
     teacher, name, order = _load_teacher(teacher_dir, model, task)
     if teacher.encoder.tokenizer.get_vocab() != model.encoder.tokenizer.get_vocab():
         raise ValueError(
             f"distillation.teachers.{task}: {teacher_dir} has a tokenizer other than the student's; "
-            "distillation.cross_task_weight needs teachers that read the student's sub-words"
+            "distillation.cross_task_weights needs teachers that read the student's sub-words"
         )
     student_type = model.task_types[task]
-    special = frozenset(model.encoder.tokenizer.all_special_ids)
     targets = {}
-    for other, features in foreign.items():
+    for other, (examples, features) in foreign.items():
         inputs = [{"input_ids": f["input_ids"], "attention_mask": [1] * len(f["input_ids"])} for f in features]
         logits = _teacher_logits(teacher, name, order, inputs, batch_size)
-        labels = [student_type.foreign_labels(f["input_ids"], special) for f in features]
+        words = _word_ids(model.encoder.tokenizer, examples, features, max_length)
+        labels = [student_type.foreign_labels(w) for w in words]
         probs = []
         for row, label in zip(logits, labels):
             read = torch.tensor(label if isinstance(label, list) else [label]) != IGNORE_INDEX

@@ -556,7 +556,7 @@ class Trainer:
             {n: t.class_weights for n, t in tasks.items()},
             self.weighting,
             self.distillation,
-            cfg.distillation.cross_task_weight,
+            cfg.distillation.cross_task_weights,
         )
         if cfg.freezing.strategy == "all":
             self.objective = objective
@@ -769,22 +769,20 @@ class Trainer:
         return cache
 
     def _foreign_targets(self, model: MultiTaskModel, tasks: dict[str, _Task]) -> dict[str, dict[str, ForeignTargets]]:
-        """With `distillation.cross_task_weight`: per single-text task, what each other task's teacher says on its
+        """With `distillation.cross_task_weights`: per single-text task, what each other task's teacher says on its
         training features (batch task -> teacher task -> targets); computed once, like the teachers' own."""
-        if self.config.distillation.cross_task_weight == 0:
-            return {}
+        config = self.config.distillation
         single = [n for n in tasks if model.task_types[n].texts_per_example == 1]
         cache: dict[str, dict[str, ForeignTargets]] = {}
-        for name, teacher in self.config.distillation.teachers.items():
-            started = time.perf_counter()
-            foreign = {n: tasks[n].train_features for n in single if n != name}
-            for other, targets in foreign_targets(
-                teacher, model, name, foreign, self.config.evaluation.batch_size
-            ).items():
+        for name in config.cross_task_weights:
+            started, teacher = time.perf_counter(), config.teachers[name]
+            foreign = {n: (tasks[n].splits.train, tasks[n].train_features) for n in single if n != name}
+            max_length, batch_size = self.config.training.max_length, self.config.evaluation.batch_size
+            for other, targets in foreign_targets(teacher, model, name, foreign, max_length, batch_size).items():
                 cache.setdefault(other, {})[name] = targets
             self.out.print(
                 f"task {name!r}: teacher {teacher} read the training texts of {', '.join(foreign) or 'no other task'} "
-                f"({sum(len(f) for f in foreign.values())} examples) in {time.perf_counter() - started:.1f} s"
+                f"({sum(len(f) for _, f in foreign.values())} examples) in {time.perf_counter() - started:.1f} s"
             )
         return cache
 
