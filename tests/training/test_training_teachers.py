@@ -181,3 +181,22 @@ def test_cross_task_weights_need_the_tasks_teacher(make_config):
             None,
             **make_config(distillation={"teachers": {"sentiment": "x"}, "cross_task_weights": {"sentiment": -1}}),
         )
+
+
+def test_foreign_words_come_from_the_features_or_the_same_tokenisation(tiny_backbone):
+    """A text's words are read again by tokenising it as training did; if that gives other sub-words than the
+    features hold, the error names the task and the example."""
+    from transformers import AutoTokenizer
+
+    from mtsent.data.examples import SentenceExample
+    from mtsent.training.teachers import _word_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    examples = [SentenceExample("Anna visited Berlinerwald", "x"), SentenceExample("good film", "y")]
+    features = [{"input_ids": tokenizer(e.text)["input_ids"]} for e in examples]
+    words = _word_ids(tokenizer, "sentiment", examples, features, 32)
+    assert words == [tokenizer(e.text).word_ids() for e in examples]
+    assert _word_ids(tokenizer, "ner", [], [{"input_ids": [1, 2], "word_ids": [None, 0]}], 32) == [[None, 0]]
+    features[1]["input_ids"] = features[1]["input_ids"][:-1]
+    with pytest.raises(ValueError, match=r"task 'sentiment', training example 1: tokenising its text again"):
+        _word_ids(tokenizer, "sentiment", examples, features, 32)

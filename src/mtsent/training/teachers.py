@@ -135,7 +135,9 @@ class ForeignTargets:
         return labels, torch.cat([self.probs[i] for i in indices])
 
 
-def _word_ids(tokenizer: Any, examples: Sequence[Any], features: Sequence[dict[str, Any]], max_length: int) -> list:
+def _word_ids(
+    tokenizer: Any, task: str, examples: Sequence[Any], features: Sequence[dict[str, Any]], max_length: int
+) -> list:
     """The word of each sub-word of each single-text feature: its own `word_ids`, else from tokenising its text
     again as `tokenize` did (the sub-words must come out the same)."""
     if all("word_ids" in f for f in features):
@@ -144,7 +146,9 @@ def _word_ids(tokenizer: Any, examples: Sequence[Any], features: Sequence[dict[s
     encoded = tokenizer(texts, truncation=True, max_length=max_length, return_token_type_ids=False)
     for i, feature in enumerate(features):
         if encoded["input_ids"][i] != list(feature["input_ids"]):
-            raise ValueError(f"training example {i}: tokenising its text again gave other sub-words than its features")
+            raise ValueError(
+                f"task {task!r}, training example {i}: tokenising its text again gave other sub-words than its features"
+            )
     return [encoded.word_ids(i) for i in range(len(features))]
 
 
@@ -170,7 +174,7 @@ def foreign_targets(
     for other, (examples, features) in foreign.items():
         inputs = [{"input_ids": f["input_ids"], "attention_mask": [1] * len(f["input_ids"])} for f in features]
         logits = _teacher_logits(teacher, name, order, inputs, batch_size)
-        words = _word_ids(model.encoder.tokenizer, examples, features, max_length)
+        words = _word_ids(model.encoder.tokenizer, other, examples, features, max_length)
         labels = [student_type.foreign_labels(w) for w in words]
         probs = []
         for row, label in zip(logits, labels):
