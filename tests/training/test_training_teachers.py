@@ -200,3 +200,26 @@ def test_foreign_words_come_from_the_features_or_the_same_tokenisation(tiny_back
     features[1]["input_ids"] = features[1]["input_ids"][:-1]
     with pytest.raises(ValueError, match=r"task 'sentiment', training example 1: tokenising its text again"):
         _word_ids(tokenizer, "sentiment", examples, features, 32)
+
+
+def test_cross_task_batches_limit_which_batches_carry_the_targets(make_config, train, teachers, monkeypatch):
+    from mtsent.training import losses
+
+    carried: dict[str, set[str]] = {}
+    real_forward = losses.TrainingObjective.forward
+
+    def forward(self, batch, task, weight=1.0):
+        carried.setdefault(task, set()).update(k for k in batch if k.startswith("foreign_"))
+        return real_forward(self, batch, task, weight)
+
+    monkeypatch.setattr(losses.TrainingObjective, "forward", forward)
+    distillation = {
+        "teachers": {n: str(p) for n, p in teachers.items()},
+        "cross_task_weights": {"ner": 1.0, "sentiment": 1.0},
+        "cross_task_batches": ["sentiment"],
+    }
+    _, _, text = train(make_config(tasks=("sentiment", "ner"), training={"max_steps": 4}, distillation=distillation))
+    assert carried == {"sentiment": {"foreign_labels.ner", "foreign_probs.ner"}, "ner": set()}
+    assert "read the training texts of sentiment" in text and "read the training texts of ner" not in text
+    with pytest.raises(ValueError, match=r"distillation\.cross_task_batches names unknown task 'pos'"):
+        train(make_config(distillation={**distillation, "cross_task_batches": ["pos"]}))

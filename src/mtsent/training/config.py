@@ -158,6 +158,9 @@ class DistillationConfig(_Strict):
         description="task with a teacher -> weight: its head also learns the teacher's outputs on the other "
         "single-text tasks' batches (no gold label to anneal to); empty = off",
     )
+    cross_task_batches: list[str] | None = Field(
+        None, description="tasks whose batches carry the cross-task targets; None = every single-text task"
+    )
 
 
 class EvaluationConfig(_Strict):
@@ -217,9 +220,10 @@ class TrainConfig(_Strict):
                 raise ValueError(f"distillation.teachers names unknown task {task!r}; tasks: {list(self.tasks)}")
             if not task_type_class(self.tasks[task].type).distillable:
                 raise ValueError(f"distillation.teachers.{task}: a {self.tasks[task].type} task cannot be distilled")
-        for task in self.distillation.embedding_tasks or []:
-            if task not in self.tasks:
-                raise ValueError(f"distillation.embedding_tasks names unknown task {task!r}; tasks: {list(self.tasks)}")
+        for key in ("embedding_tasks", "cross_task_batches"):
+            for task in getattr(self.distillation, key) or []:
+                if task not in self.tasks:
+                    raise ValueError(f"distillation.{key} names unknown task {task!r}; tasks: {list(self.tasks)}")
         if self.distillation.embedding_tasks == []:
             raise ValueError("distillation.embedding_tasks is empty: name at least one task, or leave it out for all")
         for task in self.distillation.cross_task_weights:

@@ -772,16 +772,21 @@ class Trainer:
         """With `distillation.cross_task_weights`: per single-text task, what each other task's teacher says on its
         training features (batch task -> teacher task -> targets); computed once, like the teachers' own."""
         config = self.config.distillation
-        single = [n for n in tasks if model.task_types[n].texts_per_example == 1]
+        carriers = config.cross_task_batches
+        single = [
+            n for n in tasks if model.task_types[n].texts_per_example == 1 and (carriers is None or n in carriers)
+        ]
         cache: dict[str, dict[str, ForeignTargets]] = {}
         for name in config.cross_task_weights:
             started, teacher = time.perf_counter(), config.teachers[name]
             foreign = {n: (tasks[n].splits.train, tasks[n].train_features) for n in single if n != name}
+            if not foreign:  # no other task's batches carry this teacher's targets
+                continue
             max_length, batch_size = self.config.training.max_length, self.config.evaluation.batch_size
             for other, targets in foreign_targets(teacher, model, name, foreign, max_length, batch_size).items():
                 cache.setdefault(other, {})[name] = targets
             self.out.print(
-                f"task {name!r}: teacher {teacher} read the training texts of {', '.join(foreign) or 'no other task'} "
+                f"task {name!r}: teacher {teacher} read the training texts of {', '.join(foreign)} "
                 f"({sum(len(f) for _, f in foreign.values())} examples) in {time.perf_counter() - started:.1f} s"
             )
         return cache
